@@ -1,0 +1,150 @@
+//! The `switchyard` command line: `serve` runs the hub, `token issue` signs tokens.
+
+mod agents;
+pub mod client;
+mod dev;
+mod jobs;
+mod serve;
+mod token;
+mod webhooks;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ConfigOverrides;
+
+/// Switchyard: a push-based coordination hub for software agents.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the hub (SQLite in the data directory unless --database-url says otherwise).
+    Serve(ServeArgs),
+    /// Start the hub together with the reference Creator and Validator agents.
+    Dev(ServeArgs),
+    /// Measure throughput, latency, sessions, failover and the reference pipeline.
+    Bench(crate::bench::BenchArgs),
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Submit, follow and inspect jobs on a running hub (see docs/cli.md).
+    Jobs(ClientCommand<jobs::JobsCommand>),
+    /// List, drain and check agents on a running hub.
+    Agents(ClientCommand<agents::AgentsCommand>),
+    /// Manage webhook subscriptions on a running hub.
+    Webhooks(ClientCommand<webhooks::WebhooksCommand>),
+}
+
+/// A client subcommand with the flags saying which hub and which token.
+#[derive(Debug, Args)]
+pub struct ClientCommand<C: Subcommand> {
+    #[command(flatten)]
+    pub client: client::ClientArgs,
+    #[command(subcommand)]
+    pub command: C,
+}
+
+/// Ends a client command: errors print as one line and exit with their code.
+fn client_exit(result: Result<(), client::CliError>) -> anyhow::Result<()> {
+    if let Err(e) = result {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        eprintln!("error: {e}");
+        std::process::exit(i32::from(e.exit_code()));
+    }
+    Ok(())
+}
+
+/// Flags shared by everything that reads the hub's configuration.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML); default ./switchyard.toml when present.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the generated JWT secret and the default SQLite database live [env: SWITCHYARD_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to listen on [env: SWITCHYARD_LISTEN] [default: 127.0.0.1:8000].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// postgres://... or sqlite://PATH [env: DATABASE_URL] [default: sqlite in the data directory].
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log format: pretty or json [env: SWITCHYARD_LOG_FORMAT].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a token signed with the hub's key.
+    Issue(TokenIssueArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenIssueArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// admin, operator, viewer or agent.
+    #[arg(long)]
+    pub role: String,
+    /// Who the token is for (for agents: the agent's name).
+    #[arg(long)]
+    pub sub: String,
+    /// How long it is valid, e.g. 24h, 30m, 7days.
+    #[arg(long, default_value = "24h")]
+    pub ttl: String,
+}
+
+impl ServeArgs {
+    pub fn overrides(&self) -> ConfigOverrides {
+        ConfigOverrides {
+            listen: self.listen.clone(),
+            database_url: self.database_url.clone(),
+            data_dir: self.config.data_dir.clone(),
+            log_format: self.log_format.clone(),
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Dev(args) => dev::run(args).await,
+        Command::Bench(args) => {
+            if crate::bench::run(args).await? {
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "the benchmark's own checks failed (lost or duplicated work); see above"
+                )
+            }
+        }
+        Command::Token(TokenCommand::Issue(args)) => token::issue(args),
+        Command::Jobs(a) => client_exit(match client::Client::from_args(&a.client) {
+            Ok(c) => jobs::run(&c, a.command).await,
+            Err(e) => Err(e),
+        }),
+        Command::Agents(a) => client_exit(match client::Client::from_args(&a.client) {
+            Ok(c) => agents::run(&c, a.command).await,
+            Err(e) => Err(e),
+        }),
+        Command::Webhooks(a) => client_exit(match client::Client::from_args(&a.client) {
+            Ok(c) => webhooks::run(&c, a.command).await,
+            Err(e) => Err(e),
+        }),
+    }
+}

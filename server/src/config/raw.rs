@@ -1,0 +1,257 @@
+//! The raw configuration as merged from file, environment and flags, before validation.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variables read with the `SWITCHYARD_` prefix (lower-cased key
+/// names). Other `SWITCHYARD_*` variables (the CLI's `SWITCHYARD_URL` and
+/// `SWITCHYARD_TOKEN`, test switches) are not configuration and are ignored.
+pub const ENV_KEYS: &[&str] = &[
+    "listen",
+    "database_url",
+    "data_dir",
+    "pool_size",
+    "jwt_secret",
+    "jwt_public_key_file",
+    "jwt_public_key_algorithm",
+    "log_format",
+    "log_filter",
+    "cors_allowed_origins",
+    "max_body_bytes",
+    "rate_limit_per_second",
+    "rate_limit_burst",
+    "shutdown_grace",
+    "default_pipeline",
+    "max_attempts",
+    "heartbeat_interval",
+    "heartbeat_misses",
+    "accept_timeout",
+    "lease",
+    "reconnect_grace",
+    "retry_initial",
+    "retry_factor",
+    "retry_max",
+    "aging_interval",
+    "max_frame_bytes",
+    "agent_messages_per_second",
+    "monitor_interval",
+    "stuck_after",
+    "stuck_grace",
+    "job_timeout",
+    "event_retention",
+    "event_bus_capacity",
+    "stream_keepalive",
+    "stream_buffer",
+    "stream_ticket_ttl",
+    // The `[webhooks]` section, as SWITCHYARD_WEBHOOKS_<KEY> (see `env_key_path`).
+    "webhooks_allow_loopback",
+    "webhooks_allow_private",
+    "webhooks_timeout",
+    "webhooks_retry_schedule",
+    "webhooks_disable_after",
+    "webhooks_rotation_overlap",
+    "webhooks_max_in_flight",
+    "webhooks_breaker_threshold",
+    "webhooks_breaker_cooldown",
+];
+
+/// Nested sections of the configuration file (`[webhooks]`). Their keys are
+/// read from the environment as `SWITCHYARD_<SECTION>_<KEY>`.
+pub const SECTIONS: &[&str] = &["webhooks"];
+
+/// The figment key path of a prefix-stripped environment key (any case;
+/// figment lower-cases keys only after mapping them):
+/// `WEBHOOKS_ALLOW_LOOPBACK` → `webhooks.allow_loopback`; top-level keys
+/// stay as they are (lower-cased).
+pub fn env_key_path(key: &str) -> String {
+    let key = key.to_ascii_lowercase();
+    for section in SECTIONS {
+        if let Some(rest) = key.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
+            return format!("{section}.{rest}");
+        }
+    }
+    key
+}
+
+/// Every setting, as strings and numbers; see `README.md` for the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// Address to listen on, `host:port`.
+    pub listen: String,
+    /// `postgres://...` for Postgres, `sqlite://PATH` (or a path) for SQLite;
+    /// empty means SQLite at `<data_dir>/switchyard.db`.
+    pub database_url: String,
+    /// Where the generated JWT secret (and the default SQLite file) live.
+    pub data_dir: PathBuf,
+    /// Connections in the database pool.
+    pub pool_size: u32,
+    /// HS256 secret; generated into the data directory when empty.
+    pub jwt_secret: String,
+    /// Optional PEM public key accepted besides the HS256 secret.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// `RS256` or `EdDSA`, for `jwt_public_key_file`.
+    pub jwt_public_key_algorithm: String,
+    /// `pretty` or `json`.
+    pub log_format: String,
+    /// A tracing `EnvFilter` directive, e.g. `info,switchyard=debug`.
+    pub log_filter: String,
+    /// Origins allowed by CORS; none by default.
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: u64,
+    /// Sustained requests per second per token subject (or client IP); 0 disables.
+    pub rate_limit_per_second: u32,
+    /// Burst allowance on top of the sustained rate.
+    pub rate_limit_burst: u32,
+    /// How long in-flight requests may take to finish on shutdown, e.g. `10s`.
+    pub shutdown_grace: String,
+    /// Pipeline used when a job names none.
+    pub default_pipeline: Vec<String>,
+    /// Attempts per task before it fails for good.
+    pub max_attempts: u32,
+    /// How often agents send heartbeats (told to them in `welcome`).
+    pub heartbeat_interval: String,
+    /// Missed heartbeat intervals after which an agent is offline.
+    pub heartbeat_misses: u32,
+    /// How long an agent has to accept a pushed task.
+    pub accept_timeout: String,
+    /// How long a running task's lease lasts without `progress`.
+    pub lease: String,
+    /// How long a lost agent's tasks wait for it to reconnect and resume them.
+    pub reconnect_grace: String,
+    /// First retry delay of a failed task.
+    pub retry_initial: String,
+    /// Growth of the retry delay per failure.
+    pub retry_factor: f64,
+    /// Longest retry delay.
+    pub retry_max: String,
+    /// Waiting this long raises a task's effective priority by one level.
+    pub aging_interval: String,
+    /// Largest WebSocket frame accepted from an agent.
+    pub max_frame_bytes: u64,
+    /// Messages per second one agent session may send (burst: twice that).
+    pub agent_messages_per_second: u32,
+    /// How often the monitor sweeps for stuck work (see `docs/reports.md`).
+    pub monitor_interval: String,
+    /// A running job with no event for this long is reported as stuck.
+    pub stuck_after: String,
+    /// Margin beyond `reconnect_grace` before the monitor takes back a task
+    /// whose lease expired in the database (the dispatcher acts first).
+    pub stuck_grace: String,
+    /// A job not finished this long after it was created fails.
+    pub job_timeout: String,
+    /// Events older than this are deleted (hourly, in batches), e.g. `30d`.
+    pub event_retention: String,
+    /// Committed events kept in memory for stream subscribers; one that falls
+    /// further behind is told it lagged.
+    pub event_bus_capacity: u32,
+    /// Keep-alive comments on SSE streams and pings on the WebSocket stream, e.g. `15s`.
+    pub stream_keepalive: String,
+    /// Frames queued per WebSocket stream connection before it stops reading events.
+    pub stream_buffer: u32,
+    /// How long a WebSocket stream ticket stays valid, e.g. `30s`.
+    pub stream_ticket_ttl: String,
+    /// The `[webhooks]` section; see `docs/webhooks.md`.
+    pub webhooks: crate::webhooks::RawWebhookConfig,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8000".into(),
+            database_url: String::new(),
+            data_dir: PathBuf::from("."),
+            pool_size: 10,
+            jwt_secret: String::new(),
+            jwt_public_key_file: None,
+            jwt_public_key_algorithm: "RS256".into(),
+            log_format: "pretty".into(),
+            log_filter: "info".into(),
+            cors_allowed_origins: Vec::new(),
+            max_body_bytes: 25 * 1024 * 1024,
+            rate_limit_per_second: 100,
+            rate_limit_burst: 200,
+            shutdown_grace: "10s".into(),
+            default_pipeline: vec![
+                "requirements.extract".into(),
+                "requirements.validate".into(),
+            ],
+            max_attempts: 5,
+            heartbeat_interval: "5s".into(),
+            heartbeat_misses: 3,
+            accept_timeout: "10s".into(),
+            lease: "60s".into(),
+            reconnect_grace: "10s".into(),
+            retry_initial: "1s".into(),
+            retry_factor: 2.0,
+            retry_max: "5m".into(),
+            aging_interval: "30s".into(),
+            max_frame_bytes: 16 * 1024 * 1024,
+            agent_messages_per_second: 2000,
+            monitor_interval: "30s".into(),
+            stuck_after: "10m".into(),
+            stuck_grace: "60s".into(),
+            job_timeout: "168h".into(),
+            event_retention: "30d".into(),
+            event_bus_capacity: 4096,
+            stream_keepalive: "15s".into(),
+            stream_buffer: 256,
+            stream_ticket_ttl: "30s".into(),
+            webhooks: crate::webhooks::RawWebhookConfig::default(),
+        }
+    }
+}
+
+/// Command-line flags that override everything else; `None` leaves the value alone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_keys_cover_every_field() {
+        let value = serde_json::to_value(RawConfig::default()).unwrap();
+        // A section's keys are `<section>_<key>` in the environment.
+        let mut fields: Vec<String> = Vec::new();
+        for (key, v) in value.as_object().unwrap() {
+            match v.as_object() {
+                Some(section) => {
+                    assert!(SECTIONS.contains(&key.as_str()), "{key} is not in SECTIONS");
+                    fields.extend(section.keys().map(|k| format!("{key}_{k}")));
+                }
+                None => fields.push(key.clone()),
+            }
+        }
+        fields.sort_unstable();
+        let mut keys = ENV_KEYS.to_vec();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
+    }
+
+    #[test]
+    fn section_keys_nest() {
+        assert_eq!(
+            env_key_path("webhooks_allow_loopback"),
+            "webhooks.allow_loopback"
+        );
+        assert_eq!(
+            env_key_path("WEBHOOKS_ALLOW_LOOPBACK"),
+            "webhooks.allow_loopback"
+        );
+        assert_eq!(env_key_path("LISTEN"), "listen");
+        assert_eq!(env_key_path("webhooksx"), "webhooksx");
+    }
+}

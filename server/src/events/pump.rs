@@ -1,0 +1,76 @@
+//! Tails the event log after each commit and publishes what is new.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{BusEvent, EventBus};
+use crate::store::DynStore;
+
+/// Events read per round trip.
+const BATCH: u32 = 1000;
+
+/// Runs until `shutdown`; starts after the newest event already stored
+/// (history is replayed by streams from the store, not from the bus).
+pub async fn run(store: DynStore, bus: EventBus, shutdown: CancellationToken) {
+    let mut commits = store.commits();
+    let mut last = loop {
+        match store.last_event_seq().await {
+            Ok(seq) => break seq,
+            Err(e) => {
+                tracing::warn!(error = %e, "event pump cannot read the log yet; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    loop {
+        // Everything committed so far, in order.
+        loop {
+            let batch = match store.list_events(None, last, BATCH).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event pump could not read the log");
+                    break;
+                }
+            };
+            let full = batch.len() == BATCH as usize;
+            let labels = match store
+                .job_labels(&batch.iter().filter_map(|e| e.job_id).collect::<Vec<_>>())
+                .await
+            {
+                Ok(labels) => labels,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event pump could not read job labels");
+                    Default::default()
+                }
+            };
+            for event in batch {
+                last = event.seq;
+                let json: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
+                let labels: Arc<[String]> = event
+                    .job_id
+                    .and_then(|id| labels.get(&id).cloned())
+                    .unwrap_or_default()
+                    .into();
+                bus.publish(Arc::new(BusEvent {
+                    event,
+                    labels,
+                    json,
+                }));
+            }
+            if !full {
+                break;
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = commits.changed() => if changed.is_err() { return },
+            // A safety net: writes from another hub node on the same database.
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! Getting ready tasks to agents, and taking them back.
+
+use chrono::Utc;
+use std::time::Duration;
+use switchyard_agent::protocol::{Cancel, HubMessage, TaskAssignment};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::actor::Dispatcher;
+use super::command::Command;
+use super::registry::{SlotState, TaskSlot, pick};
+use crate::domain::{Task, TaskFailure, TaskStatus};
+use crate::store::StoreError;
+
+/// How a failure the hub decided is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Fail the task for good.
+    No,
+    /// Count the failure and retry after the configured backoff.
+    Backoff,
+    /// Count the failure and retry at once (its agent was lost).
+    Immediately,
+}
+
+/// Serializes a hub message once; its bytes go to the agent as they are.
+pub(crate) fn frame(message: &HubMessage) -> String {
+    serde_json::to_string(message).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a hub message could not be serialized");
+        String::from("{}")
+    })
+}
+
+impl Dispatcher {
+    /// Makes a pending task ready (now, or after its backoff).
+    pub fn enqueue(&mut self, task: &Task) {
+        if task.status != TaskStatus::Pending {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(old) = self.tasks.get(&task.id)
+            && let SlotState::Delayed(at) = old.state
+        {
+            self.delayed.remove(&(at, task.id));
+        }
+        let wait = (task.next_run_at - Utc::now()).to_std().unwrap_or_default();
+        let state = if wait.is_zero() {
+            SlotState::Queued
+        } else {
+            SlotState::Delayed(now + wait)
+        };
+        let slot = TaskSlot {
+            id: task.id,
+            job_id: task.job_id,
+            capability: task.capability.clone(),
+            priority: task.priority,
+            attempt: task.attempt,
+            state,
+            ready_since: now + wait,
+            started_at: None,
+        };
+        match state {
+            SlotState::Delayed(at) => {
+                self.delayed.insert((at, task.id));
+            }
+            _ => self.push_ready(task.id, &task.capability, task.priority, now),
+        }
+        self.tasks.insert(task.id, slot);
+    }
+
+    pub fn push_ready(&mut self, task_id: Uuid, capability: &str, priority: i16, now: Instant) {
+        let seq = self.next_seq();
+        let now_ms = self.now_ms(now);
+        let aging = self.settings.aging_interval;
+        self.queues
+            .entry(capability.to_owned())
+            .or_default()
+            .push(task_id, priority, now_ms, aging, seq);
+        self.dirty.insert(capability.to_owned());
+    }
+
+    /// Moves backed-off tasks whose time has come into their queues.
+    pub fn release_delayed(&mut self, now: Instant) {
+        while let Some(&(at, task_id)) = self.delayed.first() {
+            if at > now {
+                break;
+            }
+            self.delayed.remove(&(at, task_id));
+            let Some(slot) = self.tasks.get_mut(&task_id) else {
+                continue;
+            };
+            slot.state = SlotState::Queued;
+            slot.ready_since = now;
+            let (capability, priority) = (slot.capability.clone(), slot.priority);
+            self.push_ready(task_id, &capability, priority, now);
+        }
+    }
+
+    /// Hands out work for every capability whose queue or agents changed.
+    pub fn dispatch_dirty(&mut self) {
+        let dirty: Vec<String> = self.dirty.drain().collect();
+        for capability in dirty {
+            self.dispatch(&capability);
+        }
+    }
+
+    fn dispatch(&mut self, capability: &str) {
+        loop {
+            let Some(queue) = self.queues.get_mut(capability) else {
+                return;
+            };
+            let Some(task_id) = queue.peek() else { return };
+            let Some(agent_id) = pick(&self.agents, capability) else {
+                return;
+            };
+            queue.pop();
+            let Some(slot) = self.tasks.get_mut(&task_id) else {
+                continue;
+            };
+            slot.state = SlotState::Assigning(agent_id);
+            let expected_attempt = slot.attempt;
+            if let Some(agent) = self.agents.get_mut(&agent_id) {
+                agent.hold(task_id, capability);
+            }
+            self.publish_agent(agent_id);
+            let accept_by = Utc::now() + self.settings.accept_timeout;
+            let store = self.store.clone();
+            self.spawn_store(
+                async move {
+                    let outcome = store
+                        .assign_task(task_id, expected_attempt, agent_id, accept_by)
+                        .await?;
+                    let task = outcome.task.ok_or(StoreError::NotFound("task"))?;
+                    let input = store.task_input(&task).await?;
+                    Ok((task, input))
+                },
+                move |result| Command::AssignDone {
+                    task_id,
+                    agent_id,
+                    result,
+                },
+            );
+        }
+    }
+
+    pub fn on_assign_done(
+        &mut self,
+        task_id: Uuid,
+        agent_id: Uuid,
+        result: Result<(Task, serde_json::Value), StoreError>,
+    ) {
+        let Some(slot) = self.tasks.get(&task_id) else {
+            return;
+        };
+        if slot.state != SlotState::Assigning(agent_id) {
+            // Cancelled or orphaned meanwhile; the store's state decides what follows.
+            if let Ok((task, _)) = &result
+                && let Some(slot) = self.tasks.get_mut(&task_id)
+            {
+                slot.attempt = task.attempt;
+            }
+            return;
+        }
+        let (task, input) = match result {
+            Ok(ok) => ok,
+            Err(StoreError::Conflict { message }) | Err(StoreError::Corrupt(message)) => {
+                tracing::info!(%task_id, %message, "assignment refused by the store; dropping the task from memory");
+                self.release_holder(task_id);
+                self.forget(task_id);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(%task_id, error = %e, "could not record an assignment; retrying in a second");
+                self.release_holder(task_id);
+                let now = Instant::now();
+                let at = now + std::time::Duration::from_secs(1);
+                if let Some(slot) = self.tasks.get_mut(&task_id) {
+                    slot.state = SlotState::Delayed(at);
+                }
+                self.delayed.insert((at, task_id));
+                return;
+            }
+        };
+        let accept_by = Instant::now() + self.settings.accept_timeout;
+        let (latency, capability) = {
+            let slot = self.tasks.get_mut(&task_id).expect("checked above");
+            slot.attempt = task.attempt;
+            slot.state = SlotState::Assigned {
+                agent: agent_id,
+                accept_by,
+            };
+            (slot.ready_since.elapsed(), slot.capability.clone())
+        };
+        let Some(agent) = self.agents.get(&agent_id) else {
+            return;
+        };
+        if let Some(Some(schema)) = agent
+            .capabilities
+            .get(&capability)
+            .map(|c| c.input_schema.clone())
+            && let Err(problem) = super::schema::check(&schema, &input)
+        {
+            let error = format!(
+                "the task input does not match the input schema of `{capability}` declared by agent {}: {problem}",
+                agent.name
+            );
+            self.hub_fail(task_id, error, Retry::No);
+            return;
+        }
+        let message = HubMessage::Task(TaskAssignment {
+            task_id,
+            attempt: task.attempt as u32,
+            job_id: task.job_id,
+            capability: capability.clone(),
+            stage: task.stage as u32,
+            input,
+            accept_by: Utc::now() + self.settings.accept_timeout,
+            correlation_id: format!("{}/{}/{}", task.job_id, task_id, task.attempt),
+        });
+        if agent.push(frame(&message)) {
+            metrics::histogram!("switchyard_dispatch_latency_seconds", "capability" => capability)
+                .record(latency.as_secs_f64());
+        } else {
+            tracing::warn!(%task_id, agent = %agent.name, "the agent's session is gone or not reading; the accept timeout will take the task back");
+        }
+    }
+
+    /// A job was cancelled: forget its tasks and tell the agents running them.
+    pub fn on_cancelled(&mut self, task_ids: Vec<Uuid>, reason: &str) {
+        for task_id in task_ids {
+            let Some(slot) = self.tasks.get(&task_id) else {
+                tracing::debug!(%task_id, "cancelled task was not in memory");
+                continue;
+            };
+            tracing::debug!(%task_id, state = ?slot.state, "cancelling a task");
+            let attempt = slot.attempt;
+            if let Some(agent_id) = slot.state.holder()
+                && let Some(agent) = self.agents.get(&agent_id)
+            {
+                let cancel = HubMessage::Cancel(Cancel {
+                    task_id,
+                    attempt: attempt as u32,
+                    reason: reason.to_owned(),
+                });
+                agent.push(frame(&cancel));
+            }
+            self.release_holder(task_id);
+            self.forget(task_id);
+        }
+    }
+
+    /// Records a failure the hub decided (timeout, lost agent, bad input).
+    pub fn hub_fail(&mut self, task_id: Uuid, error: String, retry: Retry) {
+        let Some(slot) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        let holder = slot.state.holder();
+        // The agent that held it must stop: its attempt is over.
+        if let Some(agent) = holder.and_then(|id| self.agents.get(&id)) {
+            let cancel = HubMessage::Cancel(Cancel {
+                task_id,
+                attempt: slot.attempt as u32,
+                reason: error.clone(),
+            });
+            agent.push(frame(&cancel));
+        }
+        slot.state = SlotState::Failing(holder);
+        let failure = TaskFailure {
+            task_id,
+            attempt: slot.attempt,
+            agent_id: None,
+            error,
+            retry: match retry {
+                Retry::No => None,
+                Retry::Backoff => Some(self.settings.retry),
+                // The agent, not the task, failed: the grace period was the wait.
+                Retry::Immediately => Some(crate::domain::RetryPolicy {
+                    initial: Duration::ZERO,
+                    factor: 1.0,
+                    max: Duration::ZERO,
+                }),
+            },
+        };
+        let store = self.store.clone();
+        self.spawn_store(
+            async move { store.fail_task(failure).await },
+            move |result| Command::HubFailDone {
+                task_id,
+                holder,
+                result,
+            },
+        );
+    }
+
+    pub fn on_hub_fail_done(
+        &mut self,
+        task_id: Uuid,
+        holder: Option<Uuid>,
+        result: Result<crate::domain::TaskOutcome, StoreError>,
+    ) {
+        match result {
+            Ok(outcome) => self.handle_command_finished(holder, task_id, outcome),
+            Err(e) => {
+                // Someone else moved the task first (the agent completed it, the
+                // job was cancelled): read the store's view and follow it.
+                tracing::debug!(%task_id, error = %e, "hub decision refused; reconciling with the store");
+                let Some(slot) = self.tasks.get(&task_id) else {
+                    return;
+                };
+                let job_id = slot.job_id;
+                let store = self.store.clone();
+                self.spawn_store(
+                    async move { store.list_tasks(job_id).await },
+                    move |result| {
+                        Command::Reconcile(
+                            result
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter(|t| t.id == task_id)
+                                .collect(),
+                        )
+                    },
+                );
+            }
+        }
+    }
+
+    fn handle_command_finished(
+        &mut self,
+        holder: Option<Uuid>,
+        task_id: Uuid,
+        outcome: crate::domain::TaskOutcome,
+    ) {
+        // A hub-decided failure counts against the agent that held the task.
+        let _ = self.tx.send(Command::Finished {
+            agent_id: holder,
+            task_id,
+            outcome,
+            success: holder.map(|_| false),
+        });
+    }
+
+    pub fn on_started(&mut self, agent_id: Uuid, task: Task) {
+        let lease_until = Instant::now() + self.settings.lease;
+        if let Some(slot) = self.tasks.get_mut(&task.id) {
+            slot.attempt = task.attempt;
+            slot.state = SlotState::Running {
+                agent: agent_id,
+                lease_until,
+            };
+            slot.started_at = Some(Instant::now());
+        }
+    }
+
+    pub fn on_lease_extended(&mut self, agent_id: Uuid, task_id: Uuid, attempt: i32) {
+        let lease_until = Instant::now() + self.settings.lease;
+        if let Some(slot) = self.tasks.get_mut(&task_id)
+            && slot.attempt == attempt
+            && slot.state.holder() == Some(agent_id)
+        {
+            slot.state = SlotState::Running {
+                agent: agent_id,
+                lease_until,
+            };
+        }
+    }
+}

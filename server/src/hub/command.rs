@@ -1,0 +1,128 @@
+//! Messages to the dispatcher, and frames from it to agent sessions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use switchyard_agent::protocol::{TaskRef, Welcome};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::DrainError;
+use crate::domain::{AgentHealth, AgentRecord, Task, TaskOutcome};
+use crate::store::StoreError;
+
+/// What the dispatcher sends to a session's writer.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A serialized hub message (serialized once, sent as is).
+    Frame(String),
+    /// Close the socket with this WebSocket close code and reason.
+    Close { code: u16, reason: String },
+}
+
+impl Outbound {
+    /// A normal close (1000).
+    pub fn close(reason: impl Into<String>) -> Self {
+        Outbound::Close {
+            code: 1000,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A task an agent resumed after reconnecting.
+#[derive(Debug, Clone)]
+pub(crate) struct ResumedTask {
+    pub task_id: Uuid,
+    pub attempt: i32,
+    pub capability: String,
+    /// Whether the store already has it running (else it still needs `start`).
+    pub running: bool,
+}
+
+/// A capability as the dispatcher needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct CapabilityLimits {
+    pub max_concurrency: u32,
+    pub input_schema: Option<Arc<jsonschema::Validator>>,
+}
+
+pub(crate) enum Command {
+    /// A session completed `hello` and the agent is registered in the store.
+    Register {
+        record: AgentRecord,
+        session_id: Uuid,
+        capabilities: HashMap<String, CapabilityLimits>,
+        resume: Vec<TaskRef>,
+        out: mpsc::Sender<Outbound>,
+        reply: oneshot::Sender<(Welcome, Vec<ResumedTask>)>,
+    },
+    /// Any frame from the agent: it is alive.
+    Seen {
+        agent_id: Uuid,
+        session_id: Uuid,
+    },
+    Heartbeat {
+        agent_id: Uuid,
+        session_id: Uuid,
+        health: AgentHealth,
+        load: f64,
+        at: DateTime<Utc>,
+    },
+    /// The session recorded an accept.
+    Started {
+        agent_id: Uuid,
+        task: Task,
+    },
+    /// The session recorded a progress.
+    LeaseExtended {
+        agent_id: Uuid,
+        task_id: Uuid,
+        attempt: i32,
+    },
+    /// A task transition was recorded (complete, fail, decline, or a hub decision).
+    Finished {
+        agent_id: Option<Uuid>,
+        task_id: Uuid,
+        outcome: TaskOutcome,
+        success: Option<bool>,
+    },
+    /// The agent sent a message about an attempt it does not hold.
+    Refused {
+        agent_id: Uuid,
+    },
+    Drain {
+        agent_id: Uuid,
+        reply: Option<oneshot::Sender<Result<(), DrainError>>>,
+    },
+    Disconnected {
+        agent_id: Uuid,
+        session_id: Uuid,
+        clean: bool,
+    },
+    /// Jobs were created (or released): queue their pending tasks.
+    JobsCreated(Vec<Uuid>),
+    TasksReady(Vec<Task>),
+    TasksCancelled {
+        task_ids: Vec<Uuid>,
+        reason: String,
+    },
+    /// An assignment was recorded (or refused) by the store.
+    AssignDone {
+        task_id: Uuid,
+        agent_id: Uuid,
+        result: Result<(Task, serde_json::Value), StoreError>,
+    },
+    /// A hub-decided failure (timeout, lost agent) was recorded (or refused).
+    HubFailDone {
+        task_id: Uuid,
+        holder: Option<Uuid>,
+        result: Result<TaskOutcome, StoreError>,
+    },
+    /// The store's current view of a task, after a refused hub decision.
+    Reconcile(Vec<Task>),
+    /// Reloaded at start-up.
+    Recovered(Vec<Task>, Instant),
+}

@@ -1,0 +1,455 @@
+//! Agents coming and going, heartbeats, timers, recovery and shutdown.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use switchyard_agent::protocol::{HubMessage, PROTOCOL_VERSION, Shutdown, TaskRef, Welcome};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::DrainError;
+use super::actor::Dispatcher;
+use super::assign::{Retry, frame};
+use super::command::{CapabilityLimits, Outbound, ResumedTask};
+use super::registry::{AgentEntry, SlotState, TaskSlot};
+use crate::domain::{AgentHealth, AgentRecord, AgentSessionState, AgentSnapshot, Task, TaskStatus};
+
+impl Dispatcher {
+    pub fn on_register(
+        &mut self,
+        record: AgentRecord,
+        session_id: Uuid,
+        capabilities: HashMap<String, CapabilityLimits>,
+        resume: Vec<TaskRef>,
+        out: mpsc::Sender<Outbound>,
+        reply: oneshot::Sender<(Welcome, Vec<ResumedTask>)>,
+    ) {
+        let now = Instant::now();
+        let agent_id = record.id;
+        if let Some(old) = self.agents.get(&agent_id)
+            && let Some(old_out) = &old.out
+            && old.session_id != session_id
+        {
+            let _ = old_out.try_send(Outbound::close(
+                "replaced by a newer session of the same agent",
+            ));
+        }
+        for (name, limits) in &capabilities {
+            self.handle
+                .schemas
+                .register(name, &record.name, limits.input_schema.clone());
+        }
+        let previous = self.agents.remove(&agent_id);
+        let mut entry = AgentEntry {
+            id: agent_id,
+            name: record.name.clone(),
+            session_id,
+            out: Some(out),
+            state: AgentSessionState::Connected,
+            health: AgentHealth::Active,
+            capabilities,
+            running: HashMap::new(),
+            tasks: Default::default(),
+            trust: previous.as_ref().map_or(record.trust_score, |p| p.trust),
+            load: 0.0,
+            last_seen: now,
+            last_heartbeat_at: Some(Utc::now()),
+            dirty: true,
+        };
+
+        // Tasks this agent held: resume the ones it still runs, take back the rest.
+        let held: Vec<(Uuid, i32, String, SlotState)> = self
+            .tasks
+            .values()
+            .filter(|slot| slot.state.holder() == Some(agent_id))
+            .map(|slot| (slot.id, slot.attempt, slot.capability.clone(), slot.state))
+            .collect();
+        let mut resumed = Vec::new();
+        let mut lost = Vec::new();
+        for (task_id, attempt, capability, state) in held {
+            let wants = resume
+                .iter()
+                .any(|r| r.task_id == task_id && i64::from(r.attempt) == i64::from(attempt));
+            let running = match state {
+                SlotState::Running { .. } => true,
+                SlotState::Orphaned { running, .. } => running,
+                _ => false,
+            };
+            if wants && !matches!(state, SlotState::Failing(_)) {
+                entry.hold(task_id, &capability);
+                if let Some(slot) = self.tasks.get_mut(&task_id) {
+                    slot.state = if running {
+                        SlotState::Running {
+                            agent: agent_id,
+                            lease_until: now + self.settings.lease,
+                        }
+                    } else {
+                        SlotState::Assigned {
+                            agent: agent_id,
+                            accept_by: now + self.settings.accept_timeout,
+                        }
+                    };
+                }
+                resumed.push(ResumedTask {
+                    task_id,
+                    attempt,
+                    capability: capability.clone(),
+                    running,
+                });
+            } else if !matches!(state, SlotState::Failing(_)) {
+                entry.hold(task_id, &capability);
+                lost.push(task_id);
+            }
+        }
+        let caps: Vec<String> = entry.capabilities.keys().cloned().collect();
+        self.agents.insert(agent_id, entry);
+        for task_id in lost {
+            self.hub_fail(
+                task_id,
+                "the agent reconnected without this task".into(),
+                Retry::Immediately,
+            );
+        }
+        self.dirty.extend(caps);
+        self.publish_agent(agent_id);
+        metrics::counter!("switchyard_agent_sessions_total").increment(1);
+        let welcome = Welcome {
+            protocol: PROTOCOL_VERSION,
+            agent_id,
+            session_id,
+            heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
+            lease_ms: self.settings.lease.as_millis() as u64,
+            accept_timeout_ms: self.settings.accept_timeout.as_millis() as u64,
+            resumed: resumed
+                .iter()
+                .map(|r| TaskRef {
+                    task_id: r.task_id,
+                    attempt: r.attempt as u32,
+                })
+                .collect(),
+        };
+        let _ = reply.send((welcome, resumed));
+    }
+
+    pub fn on_seen(&mut self, agent_id: Uuid, session_id: Uuid) {
+        if let Some(agent) = self.agents.get_mut(&agent_id)
+            && agent.session_id == session_id
+        {
+            agent.last_seen = Instant::now();
+        }
+    }
+
+    pub fn on_heartbeat(
+        &mut self,
+        agent_id: Uuid,
+        session_id: Uuid,
+        health: AgentHealth,
+        load: f64,
+        at: DateTime<Utc>,
+    ) {
+        let Some(agent) = self.agents.get_mut(&agent_id) else {
+            return;
+        };
+        if agent.session_id != session_id {
+            return;
+        }
+        metrics::counter!("switchyard_heartbeats_total").increment(1);
+        agent.last_seen = Instant::now();
+        agent.last_heartbeat_at = Some(at);
+        agent.load = load;
+        agent.dirty = true;
+        if agent.health != health {
+            agent.health = health;
+            let caps: Vec<String> = agent.capabilities.keys().cloned().collect();
+            self.dirty.extend(caps);
+        }
+        self.publish_agent(agent_id);
+    }
+
+    pub fn on_drain(
+        &mut self,
+        agent_id: Uuid,
+        reply: Option<oneshot::Sender<Result<(), DrainError>>>,
+    ) {
+        let result = match self.agents.get_mut(&agent_id) {
+            None => Err(DrainError::NotFound(agent_id)),
+            Some(agent) if agent.out.is_none() => Err(DrainError::NotConnected(agent_id)),
+            Some(agent) => {
+                if agent.state != AgentSessionState::Draining {
+                    agent.state = AgentSessionState::Draining;
+                    self.persist_state(agent_id, AgentSessionState::Draining);
+                }
+                Ok(())
+            }
+        };
+        self.publish_agent(agent_id);
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    pub fn on_disconnected(&mut self, agent_id: Uuid, session_id: Uuid, clean: bool) {
+        let Some(agent) = self.agents.get_mut(&agent_id) else {
+            return;
+        };
+        if agent.session_id != session_id {
+            return; // an older session, already replaced
+        }
+        agent.out = None;
+        let until = Instant::now() + self.settings.reconnect_grace;
+        let state = if clean && agent.tasks.is_empty() {
+            AgentSessionState::Disconnected
+        } else {
+            AgentSessionState::Offline
+        };
+        agent.state = state;
+        agent.dirty = true;
+        let held: Vec<Uuid> = agent.tasks.iter().copied().collect();
+        for task_id in held {
+            if let Some(slot) = self.tasks.get_mut(&task_id) {
+                let running = matches!(slot.state, SlotState::Running { .. });
+                if !matches!(slot.state, SlotState::Failing(_)) {
+                    slot.state = SlotState::Orphaned {
+                        agent: agent_id,
+                        until,
+                        running,
+                    };
+                }
+            }
+        }
+        tracing::info!(%agent_id, state = state.as_str(), "agent session ended");
+        self.persist_state(agent_id, state);
+        self.publish_agent(agent_id);
+    }
+
+    fn persist_state(&self, agent_id: Uuid, state: AgentSessionState) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.set_agent_session_state(agent_id, state).await {
+                tracing::warn!(%agent_id, error = %e, "could not record an agent's session state");
+            }
+        });
+    }
+
+    /// Timers: backoffs, accept timeouts, leases, lost agents, heartbeats.
+    pub fn on_tick(&mut self) {
+        let now = Instant::now();
+        self.release_delayed(now);
+
+        let mut fails = Vec::new();
+        for slot in self.tasks.values() {
+            match slot.state {
+                SlotState::Assigned { accept_by, .. } if accept_by <= now => {
+                    fails.push((
+                        slot.id,
+                        format!(
+                            "not accepted within the accept timeout ({:?})",
+                            self.settings.accept_timeout
+                        ),
+                        Retry::Backoff,
+                    ));
+                }
+                SlotState::Running { lease_until, .. } if lease_until <= now => {
+                    fails.push((
+                        slot.id,
+                        format!(
+                            "lease expired: no progress within {:?}",
+                            self.settings.lease
+                        ),
+                        Retry::Backoff,
+                    ));
+                }
+                SlotState::Orphaned { until, agent, .. } if until <= now => {
+                    let name = self
+                        .agents
+                        .get(&agent)
+                        .map_or_else(|| agent.to_string(), |a| a.name.clone());
+                    fails.push((
+                        slot.id,
+                        format!(
+                            "agent {name} was lost and did not resume the task within {:?}",
+                            self.settings.reconnect_grace
+                        ),
+                        Retry::Immediately,
+                    ));
+                }
+                _ => {}
+            }
+        }
+        for (task_id, error, retry) in fails {
+            tracing::info!(%task_id, %error, "taking a task back");
+            self.hub_fail(task_id, error, retry);
+        }
+
+        let deadline = self.settings.heartbeat_interval * self.settings.heartbeat_misses;
+        let silent: Vec<Uuid> = self
+            .agents
+            .values()
+            .filter(|a| a.out.is_some() && now.saturating_duration_since(a.last_seen) > deadline)
+            .map(|a| a.id)
+            .collect();
+        for agent_id in silent {
+            let session_id = self.agents.get(&agent_id).map(|agent| {
+                if let Some(out) = &agent.out {
+                    let bye = HubMessage::Shutdown(Shutdown {
+                        reason: format!("no heartbeat for {deadline:?}; marked offline"),
+                        reconnect_after_ms: None,
+                    });
+                    let _ = out.try_send(Outbound::Frame(frame(&bye)));
+                    let _ = out.try_send(Outbound::Close {
+                        code: 1008,
+                        reason: "missed heartbeats".into(),
+                    });
+                }
+                agent.session_id
+            });
+            if let Some(session_id) = session_id {
+                tracing::warn!(%agent_id, "agent missed its heartbeats; marking it offline");
+                self.on_disconnected(agent_id, session_id, false);
+            }
+        }
+
+        self.update_gauges(now);
+        if now.saturating_duration_since(self.last_snapshot)
+            >= self
+                .settings
+                .heartbeat_interval
+                .min(std::time::Duration::from_secs(2))
+        {
+            self.last_snapshot = now;
+            self.save_snapshots();
+        }
+    }
+
+    fn update_gauges(&self, now: Instant) {
+        for (capability, queue) in &self.queues {
+            metrics::gauge!("switchyard_queue_depth", "capability" => capability.clone())
+                .set(queue.len() as f64);
+            let oldest = queue
+                .oldest_queued_at()
+                .map_or(0.0, |at| (self.now_ms(now) - at).max(0) as f64 / 1000.0);
+            metrics::gauge!("switchyard_queue_oldest_seconds", "capability" => capability.clone())
+                .set(oldest);
+            let stats = super::QueueStats {
+                depth: queue.len() as u64,
+                oldest_seconds: oldest,
+            };
+            self.handle.queues.insert(capability.clone(), stats);
+        }
+        let mut by_state: HashMap<&'static str, f64> = AgentSessionState::ALL
+            .iter()
+            .map(|s| (s.as_str(), 0.0))
+            .collect();
+        for agent in self.agents.values() {
+            *by_state.entry(agent.state.as_str()).or_default() += 1.0;
+            metrics::gauge!("switchyard_agent_trust_score", "agent" => agent.name.clone())
+                .set(agent.trust);
+        }
+        for (state, n) in by_state {
+            metrics::gauge!("switchyard_agents", "state" => state).set(n);
+        }
+    }
+
+    /// Heartbeats and trust reach the store in one batch, never one write each.
+    fn save_snapshots(&mut self) {
+        let snapshots: Vec<AgentSnapshot> = self
+            .agents
+            .values_mut()
+            .filter(|a| a.dirty)
+            .map(|a| {
+                a.dirty = false;
+                AgentSnapshot {
+                    id: a.id,
+                    last_heartbeat_at: a.last_heartbeat_at,
+                    health: a.health,
+                    trust_score: a.trust,
+                    in_flight: a.in_flight() as i32,
+                }
+            })
+            .collect();
+        if snapshots.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.save_agent_snapshots(&snapshots).await {
+                tracing::warn!(error = %e, "could not save agent snapshots");
+            }
+        });
+    }
+
+    /// After a restart: pending tasks are queued; tasks held by agents wait
+    /// the grace period for their agents to reconnect and resume them.
+    pub fn on_recovered(&mut self, tasks: Vec<Task>, at: Instant) {
+        let until = at + self.settings.reconnect_grace;
+        let (mut queued, mut held) = (0, 0);
+        for task in tasks {
+            match (task.status, task.agent_id) {
+                (TaskStatus::Pending, _) => {
+                    queued += 1;
+                    self.enqueue(&task);
+                }
+                (TaskStatus::Assigned | TaskStatus::Running, Some(agent))
+                    if !self.tasks.contains_key(&task.id) =>
+                {
+                    held += 1;
+                    self.tasks.insert(
+                        task.id,
+                        TaskSlot {
+                            id: task.id,
+                            job_id: task.job_id,
+                            capability: task.capability.clone(),
+                            priority: task.priority,
+                            attempt: task.attempt,
+                            state: SlotState::Orphaned {
+                                agent,
+                                until,
+                                running: task.status == TaskStatus::Running,
+                            },
+                            ready_since: at,
+                            started_at: None,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        if queued + held > 0 {
+            tracing::info!(queued, held, "reloaded unfinished tasks");
+        }
+    }
+
+    /// Tells every agent the hub is going away and writes a last snapshot.
+    pub async fn on_shutdown(&mut self) {
+        let bye = frame(&HubMessage::Shutdown(Shutdown {
+            reason: "the hub is shutting down".into(),
+            reconnect_after_ms: Some(1000),
+        }));
+        for agent in self.agents.values() {
+            if let Some(out) = &agent.out {
+                let _ = out.try_send(Outbound::Frame(bye.clone()));
+                let _ = out.try_send(Outbound::Close {
+                    code: 1001,
+                    reason: "hub shutdown".into(),
+                });
+            }
+        }
+        let snapshots: Vec<AgentSnapshot> = self
+            .agents
+            .values()
+            .map(|a| AgentSnapshot {
+                id: a.id,
+                last_heartbeat_at: a.last_heartbeat_at,
+                health: a.health,
+                trust_score: a.trust,
+                in_flight: a.in_flight() as i32,
+            })
+            .collect();
+        if !snapshots.is_empty()
+            && let Err(e) = self.store.save_agent_snapshots(&snapshots).await
+        {
+            tracing::warn!(error = %e, "could not save agent snapshots at shutdown");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The in-memory core: who is connected, what is ready, who gets what.
+//!
+//! One task, the dispatcher ([`actor::Dispatcher`]), owns the ready queues,
+//! the agent registry and the in-flight task table; everything else talks to
+//! it through [`HubHandle`] (an unbounded command channel), so nothing is
+//! locked across an await. Each agent connection is a [`session`] task that
+//! writes the agent's own transitions to the store (the store's conditional
+//! updates are the fence) and then tells the dispatcher what changed.
+//!
+//! The dispatcher decides in memory and records through the store: an
+//! assignment is persisted before the task frame is pushed, so nothing is
+//! promised to an agent that a crash could forget.
+
+mod actor;
+mod assign;
+mod command;
+mod lifecycle;
+pub mod queue;
+mod registry;
+pub mod schema;
+pub mod session;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub(crate) use command::Command;
+pub use command::Outbound;
+
+use crate::config::settings::HubSettings;
+use crate::domain::{AgentHealth, AgentSessionState, Task};
+use crate::store::DynStore;
+
+/// What the REST API and dashboards see of a live agent; kept current by the dispatcher.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LiveAgent {
+    pub id: Uuid,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub session_state: AgentSessionState,
+    #[schema(value_type = String)]
+    pub health: AgentHealth,
+    pub in_flight: u32,
+    pub capacity: u32,
+    pub trust_score: f64,
+    pub load: f64,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    pub capabilities: Vec<String>,
+}
+
+/// One capability's ready queue, as last measured by the dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct QueueStats {
+    /// Tasks ready and waiting for an agent.
+    pub depth: u64,
+    /// How long the oldest of them has waited, in seconds.
+    pub oldest_seconds: f64,
+}
+
+/// Why an agent could not be drained.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DrainError {
+    #[error("agent {0} is not known to this hub")]
+    NotFound(Uuid),
+    #[error("agent {0} is not connected; only connected agents can be drained")]
+    NotConnected(Uuid),
+}
+
+/// A cheap, cloneable handle to the dispatcher.
+#[derive(Clone)]
+pub struct HubHandle {
+    tx: mpsc::UnboundedSender<Command>,
+    /// Live agents by id, for reads that must not wait on the dispatcher.
+    pub live: Arc<DashMap<Uuid, LiveAgent>>,
+    /// Ready-queue statistics per capability, refreshed on every dispatcher tick.
+    pub queues: Arc<DashMap<String, QueueStats>>,
+    /// Compiled input schemas per capability, for submit-time validation.
+    pub schemas: Arc<schema::SchemaRegistry>,
+    pub settings: Arc<HubSettings>,
+}
+
+impl HubHandle {
+    /// Starts the dispatcher: reloads unfinished tasks from the store, then
+    /// serves commands until `shutdown` fires.
+    pub fn start(
+        store: DynStore,
+        settings: HubSettings,
+        shutdown: CancellationToken,
+    ) -> (HubHandle, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = HubHandle {
+            tx: tx.clone(),
+            live: Arc::new(DashMap::new()),
+            queues: Arc::new(DashMap::new()),
+            schemas: Arc::new(schema::SchemaRegistry::default()),
+            settings: Arc::new(settings),
+        };
+        let dispatcher = actor::Dispatcher::new(store, handle.clone(), tx, rx);
+        let task = tokio::spawn(dispatcher.run(shutdown));
+        (handle, task)
+    }
+
+    pub(crate) fn send(&self, command: Command) {
+        // The dispatcher only stops at shutdown; a command sent after that has nothing to do.
+        let _ = self.tx.send(command);
+    }
+
+    /// A job was created (or released): queue its ready tasks.
+    pub fn job_created(&self, job_id: Uuid) {
+        self.send(Command::JobsCreated(vec![job_id]));
+    }
+
+    /// Many jobs were created at once: their tasks are loaded in one query.
+    pub fn jobs_created(&self, job_ids: Vec<Uuid>) {
+        if !job_ids.is_empty() {
+            self.send(Command::JobsCreated(job_ids));
+        }
+    }
+
+    /// Tasks became ready outside the dispatcher's knowledge.
+    pub fn tasks_ready(&self, tasks: Vec<Task>) {
+        self.send(Command::TasksReady(tasks));
+    }
+
+    /// Tasks were cancelled in the store: drop them and tell their agents.
+    pub fn tasks_cancelled(&self, task_ids: Vec<Uuid>, reason: String) {
+        self.send(Command::TasksCancelled { task_ids, reason });
+    }
+
+    /// Stops giving new work to an agent; its running work finishes.
+    pub async fn drain(&self, agent_id: Uuid) -> Result<(), DrainError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Drain {
+            agent_id,
+            reply: Some(reply),
+        });
+        rx.await.unwrap_or(Err(DrainError::NotFound(agent_id)))
+    }
+}

@@ -1,0 +1,253 @@
+//! The first exchange: `hello` in, `welcome` out.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use chrono::Utc;
+use futures::StreamExt;
+use futures::stream::SplitStream;
+use switchyard_agent::protocol::{
+    AgentMessage, Hello, HubMessage, SUPPORTED_PROTOCOLS, parse_agent_message,
+};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{Held, Session, SessionContext, rate_limiter, send_error};
+use crate::config::is_capability_name;
+use crate::domain::{AgentRegistration, CapabilityRecord};
+use crate::hub::assign::frame;
+use crate::hub::command::{CapabilityLimits, Command, Outbound};
+use crate::hub::schema::compile;
+
+/// How long a new connection may take to say `hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Refuses the connection: an `error` frame naming the problem, then a close.
+fn refuse(
+    out: &mpsc::Sender<Outbound>,
+    code: &str,
+    message: String,
+    close_code: u16,
+) -> Option<Session> {
+    tracing::info!(code, %message, "agent handshake refused");
+    send_error(out, code, message.clone(), None);
+    let reason: String = message.chars().take(120).collect();
+    let _ = out.try_send(Outbound::Close {
+        code: close_code,
+        reason,
+    });
+    None
+}
+
+pub(super) async fn handshake(
+    stream: &mut SplitStream<WebSocket>,
+    ctx: &SessionContext,
+    out: mpsc::Sender<Outbound>,
+) -> Option<Session> {
+    let text = loop {
+        match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+            Err(_) => {
+                return refuse(
+                    &out,
+                    "hello_timeout",
+                    format!("no `hello` within {HELLO_TIMEOUT:?}"),
+                    1008,
+                );
+            }
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return None,
+            Ok(Some(Ok(Message::Text(text)))) => break text,
+            Ok(Some(Ok(Message::Binary(_)))) => {
+                return refuse(
+                    &out,
+                    "invalid_message",
+                    "binary frames are not supported; send JSON text frames".into(),
+                    1003,
+                );
+            }
+            Ok(Some(Ok(_))) => continue, // ping/pong
+        }
+    };
+    let hello = match parse_agent_message(&text) {
+        Ok(AgentMessage::Hello(hello)) => hello,
+        Ok(_) => {
+            return refuse(
+                &out,
+                "hello_required",
+                "the first message of a session must be `hello`".into(),
+                1008,
+            );
+        }
+        Err(e) => return refuse(&out, "invalid_message", e, 1008),
+    };
+    if !SUPPORTED_PROTOCOLS.contains(&hello.protocol) {
+        let supported: Vec<String> = SUPPORTED_PROTOCOLS.iter().map(u32::to_string).collect();
+        return refuse(
+            &out,
+            "unsupported_protocol",
+            format!(
+                "protocol version {} is not supported; this hub speaks version(s) {}",
+                hello.protocol,
+                supported.join(", ")
+            ),
+            1002,
+        );
+    }
+    if hello.name != ctx.claims.sub {
+        return refuse(
+            &out,
+            "name_mismatch",
+            format!(
+                "hello names the agent `{}` but its token was issued to `{}`; use a token whose sub is the agent's name",
+                hello.name, ctx.claims.sub
+            ),
+            1008,
+        );
+    }
+    let (records, limits, output_schemas) = match check_capabilities(&hello) {
+        Ok(ok) => ok,
+        Err(problem) => return refuse(&out, "invalid_hello", problem, 1008),
+    };
+
+    let registration = AgentRegistration {
+        new_id: Uuid::now_v7(),
+        name: hello.name.clone(),
+        version: hello.version.clone(),
+        labels: hello.labels.clone(),
+        capabilities: records,
+    };
+    let record = match ctx.store.register_agent(registration).await {
+        Ok(record) => record,
+        Err(e) => {
+            return refuse(
+                &out,
+                "internal",
+                format!("could not register the agent: {e}; reconnect later"),
+                1011,
+            );
+        }
+    };
+    let agent_id = record.id;
+    let session_id = Uuid::now_v7();
+    let (reply, welcome) = oneshot::channel();
+    ctx.hub.send(Command::Register {
+        record,
+        session_id,
+        capabilities: limits,
+        resume: hello.resume.clone(),
+        out: out.clone(),
+        reply,
+    });
+    let Ok((welcome, resumed)) = welcome.await else {
+        return refuse(
+            &out,
+            "unavailable",
+            "the hub is shutting down; reconnect later".into(),
+            1001,
+        );
+    };
+
+    let mut running = HashMap::new();
+    for task in resumed {
+        // A resumed task the store still has as assigned: the agent runs it,
+        // so record the accept it could not send.
+        if !task.running {
+            let lease_until = Utc::now() + ctx.hub.settings.lease;
+            match ctx
+                .store
+                .start_task(task.task_id, task.attempt, agent_id, lease_until)
+                .await
+            {
+                Ok(started) => ctx.hub.send(Command::Started {
+                    agent_id,
+                    task: started,
+                }),
+                Err(e) => {
+                    tracing::info!(task_id = %task.task_id, error = %e, "a resumed task could not be restarted");
+                    continue;
+                }
+            }
+        }
+        running.insert(
+            task.task_id,
+            Held {
+                attempt: task.attempt,
+                capability: task.capability,
+                items: Vec::new(),
+            },
+        );
+    }
+    if out
+        .try_send(Outbound::Frame(frame(&HubMessage::Welcome(welcome))))
+        .is_err()
+    {
+        return None;
+    }
+    tracing::info!(%agent_id, name = %hello.name, resumed = running.len(), "agent connected");
+    Some(Session {
+        agent_id,
+        session_id,
+        hub: ctx.hub.clone(),
+        store: ctx.store.clone(),
+        out,
+        running,
+        output_schemas,
+        limiter: rate_limiter(ctx.hub.settings.agent_messages_per_second),
+    })
+}
+
+type Checked = (
+    Vec<CapabilityRecord>,
+    HashMap<String, CapabilityLimits>,
+    HashMap<String, Option<std::sync::Arc<jsonschema::Validator>>>,
+);
+
+/// Validates declared capabilities and compiles their schemas.
+fn check_capabilities(hello: &Hello) -> Result<Checked, String> {
+    if hello.capabilities.is_empty() {
+        return Err("hello declares no capabilities; declare at least one".into());
+    }
+    let mut seen = HashSet::new();
+    let mut records = Vec::new();
+    let mut limits = HashMap::new();
+    let mut outputs = HashMap::new();
+    for cap in &hello.capabilities {
+        if !is_capability_name(&cap.name) {
+            return Err(format!(
+                "capability `{}` is not a valid name (lower-case letters, digits, `_`, `-`, separated by dots)",
+                cap.name
+            ));
+        }
+        if !seen.insert(cap.name.clone()) {
+            return Err(format!("capability `{}` is declared twice", cap.name));
+        }
+        if !(1..=1024).contains(&cap.max_concurrency) {
+            return Err(format!(
+                "capability `{}`: max_concurrency {} is out of range; use 1 to 1024",
+                cap.name, cap.max_concurrency
+            ));
+        }
+        let input = compile(&cap.input_schema).map_err(|e| {
+            format!(
+                "capability `{}`: input_schema is not a valid JSON Schema: {e}",
+                cap.name
+            )
+        })?;
+        let output = compile(&cap.output_schema).map_err(|e| {
+            format!(
+                "capability `{}`: output_schema is not a valid JSON Schema: {e}",
+                cap.name
+            )
+        })?;
+        records.push(CapabilityRecord::from(cap));
+        limits.insert(
+            cap.name.clone(),
+            CapabilityLimits {
+                max_concurrency: cap.max_concurrency,
+                input_schema: input,
+            },
+        );
+        outputs.insert(cap.name.clone(), output);
+    }
+    Ok((records, limits, outputs))
+}

@@ -1,0 +1,20 @@
+//! The `switchyard` binary: the hub and its command line.
+
+use clap::Parser;
+use switchyard::cli::{Cli, run};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear message, with its causes, never a backtrace.
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

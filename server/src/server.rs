@@ -1,0 +1,214 @@
+//! Starting and stopping the hub.
+//!
+//! [`Hub::start`] opens the store (running migrations), loads the signing keys,
+//! binds the listener and serves until the [`CancellationToken`] fires; then it
+//! stops accepting, gives in-flight requests `shutdown_grace` to finish and
+//! closes the store. The integration tests use the same entry point on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::secret::{SecretSource, load_or_generate};
+use crate::auth::{JwtKeys, Role};
+use crate::config::Settings;
+use crate::config::settings::redact_url;
+use crate::events::EventBus;
+use crate::hub::HubHandle;
+use crate::state::AppState;
+use crate::store::{self, StoreError};
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {error}")]
+    DataDir { path: String, error: std::io::Error },
+    #[error("cannot open the store at {url}: {error}")]
+    Store { url: String, error: StoreError },
+    #[error("cannot load the JWT secret: {0}")]
+    Secret(std::io::Error),
+    #[error("cannot load the JWT public key {path}: {message}")]
+    PublicKey { path: String, message: String },
+    #[error(
+        "cannot listen on {addr}: {error}; is another process using it? choose another with --listen"
+    )]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+}
+
+/// A running hub.
+pub struct Hub {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    /// Set when the secret was generated on this start: a first admin token.
+    pub first_admin_token: Option<String>,
+    pub shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Hub {
+    /// Opens everything and starts serving in a background task.
+    pub async fn start(settings: Settings) -> Result<Hub, StartError> {
+        // Install the metrics recorder before anything records: a metric
+        // recorded before it exists would be lost.
+        crate::http::metrics::handle();
+        std::fs::create_dir_all(&settings.data_dir).map_err(|error| StartError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            error,
+        })?;
+        let store = store::open(&settings.database_url, settings.pool_size)
+            .await
+            .map_err(|error| StartError::Store {
+                url: redact_url(&settings.database_url),
+                error,
+            })?;
+
+        let (secret, source) = load_or_generate(settings.jwt_secret.as_deref(), &settings.data_dir)
+            .map_err(StartError::Secret)?;
+        let public_key = match &settings.jwt_public_key {
+            None => None,
+            Some(pk) => {
+                let pem = std::fs::read(&pk.path).map_err(|e| StartError::PublicKey {
+                    path: pk.path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                let key = JwtKeys::read_public_key(&pem, pk.algorithm).map_err(|message| {
+                    StartError::PublicKey {
+                        path: pk.path.display().to_string(),
+                        message,
+                    }
+                })?;
+                Some((pk.algorithm, key))
+            }
+        };
+        let keys = JwtKeys::new(secret.as_bytes(), public_key);
+        let first_admin_token = match source {
+            SecretSource::Generated(_) => keys
+                .issue("admin", Role::Admin, Duration::from_secs(30 * 24 * 3600))
+                .ok(),
+            _ => None,
+        };
+
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|error| StartError::Bind {
+                    addr: settings.listen,
+                    error,
+                })?;
+        let addr = listener.local_addr().map_err(|error| StartError::Bind {
+            addr: settings.listen,
+            error,
+        })?;
+
+        let shutdown = CancellationToken::new();
+        let (hub, dispatcher) =
+            HubHandle::start(store.clone(), settings.hub.clone(), shutdown.clone());
+        let bus = EventBus::new(settings.events.bus_capacity);
+        tokio::spawn(crate::events::pump::run(
+            store.clone(),
+            bus.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::events::retention::run(
+            store.clone(),
+            settings.events.retention,
+            shutdown.clone(),
+        ));
+        crate::webhooks::spawn(store.clone(), &settings.webhooks, shutdown.clone());
+        let state = AppState {
+            store,
+            settings: Arc::new(settings),
+            keys: Arc::new(keys),
+            hub,
+            bus,
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(crate::report::monitor::run(state.clone(), shutdown.clone()));
+        let task = tokio::spawn(serve(listener, state.clone(), shutdown.clone(), dispatcher));
+        tracing::info!(%addr, store = state.store.backend().as_str(), "switchyard is listening");
+        Ok(Hub {
+            addr,
+            state,
+            first_admin_token,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Waits until the hub has stopped (after [`Hub::shutdown`] fires).
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the server task ended abnormally");
+        }
+    }
+
+    /// Stops the hub and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    dispatcher: JoinHandle<()>,
+) {
+    let grace = state.settings.shutdown_grace;
+    let app = crate::http::router(state.clone());
+    let metrics_upkeep = tokio::spawn(upkeep(shutdown.clone()));
+
+    let graceful = shutdown.clone();
+    // Small frames (agent messages, events) must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { graceful.cancelled().await });
+    let mut server = std::pin::pin!(server.into_future());
+
+    tokio::select! {
+        result = &mut server => {
+            if let Err(e) = result { tracing::error!(error = %e, "server error"); }
+        }
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace = ?grace, "in-flight requests did not finish within the shutdown grace; closing them");
+        }
+    }
+    metrics_upkeep.abort();
+    // The dispatcher tells agents the hub is going away and saves their state.
+    if tokio::time::timeout(Duration::from_secs(5), dispatcher)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the dispatcher did not stop within 5 s");
+    }
+    state.store.close().await;
+    tracing::info!("switchyard stopped");
+}
+
+/// Histograms need periodic upkeep to stay bounded.
+async fn upkeep(shutdown: CancellationToken) {
+    let handle = crate::http::metrics::handle();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => handle.run_upkeep(),
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The one shared handle every request and background task gets.
+
+use std::sync::Arc;
+
+use crate::auth::JwtKeys;
+use crate::config::Settings;
+use crate::events::EventBus;
+use crate::hub::HubHandle;
+use crate::store::DynStore;
+
+/// Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub settings: Arc<Settings>,
+    pub keys: Arc<JwtKeys>,
+    pub hub: HubHandle,
+    /// Committed events, in order, for streams.
+    pub bus: EventBus,
+    /// Fires when the hub shuts down (long-lived connections watch it).
+    pub shutdown: tokio_util::sync::CancellationToken,
+}

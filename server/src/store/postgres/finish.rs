@@ -1,0 +1,421 @@
+//! What happens when a task finishes, on Postgres: completion and failure of
+//! an attempt, the job's outcome, and the release (or failure) of the jobs
+//! waiting on it. The decisions are in `shared::dispatch`; this file runs
+//! their SQL.
+//!
+//! Locking: a finishing task first locks its job row (`FOR NO KEY UPDATE`:
+//! it does not block the key-share locks that inserting tasks and items
+//! takes). That orders jobs before tasks, as `cancel_job` does, and
+//! serialises the tasks of one job as they finish, so of two last tasks
+//! finishing at once the second sees the first and completes the job (under
+//! READ COMMITTED each would otherwise see the other still running).
+//! Dependents are locked after the job they depend on, which follows the
+//! dependency graph, a DAG: dependencies always exist before their dependents.
+
+use std::collections::{HashSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Transaction};
+use uuid::Uuid;
+
+use super::items::{append_events, insert_tasks};
+use super::jobs::fetch_job;
+use super::tasks::task_state;
+use crate::domain::{
+    EventType, ItemStatus, JobStatus, NewItem, Task, TaskCompletion, TaskFailure, TaskOutcome,
+    TaskStatus,
+};
+use crate::store::StoreError;
+use crate::store::shared::{
+    self, ACTIVE_TASK, COMPLETE, Changes, FAIL, FINISHABLE_JOB, FailurePlan, INSERT_CHUNK, JobHead,
+    NewTask, OPEN_ITEM, Release, TaskRow, task_columns,
+};
+
+/// Reads the changed jobs, appends the events and commits.
+pub(super) async fn commit_outcome(
+    mut tx: Transaction<'static, Postgres>,
+    task: Option<Task>,
+    changes: Changes,
+    at: DateTime<Utc>,
+) -> Result<TaskOutcome, StoreError> {
+    let mut jobs = Vec::with_capacity(changes.jobs.len());
+    for id in &changes.jobs {
+        jobs.push(
+            fetch_job(&mut tx, *id)
+                .await?
+                .ok_or(StoreError::NotFound("job"))?,
+        );
+    }
+    append_events(&mut tx, &changes.events, at).await?;
+    tx.commit().await?;
+    Ok(TaskOutcome {
+        task,
+        ready: changes.ready,
+        jobs,
+    })
+}
+
+/// Locks the job of a task (see the module docs); `NotFound("task")`.
+async fn lock_job_of_task(conn: &mut PgConnection, task_id: Uuid) -> Result<JobHead, StoreError> {
+    let job: Option<JobHead> = sqlx::query_as(
+        "SELECT j.id, j.pipeline, j.priority, j.max_attempts FROM tasks t \
+         JOIN jobs j ON j.id = t.job_id WHERE t.id = $1 FOR NO KEY UPDATE OF j",
+    )
+    .bind(task_id)
+    .fetch_optional(conn)
+    .await?;
+    job.ok_or(StoreError::NotFound("task"))
+}
+
+/// See [`crate::store::Store::complete_task`].
+pub(super) async fn complete_task(
+    pool: &PgPool,
+    c: TaskCompletion,
+) -> Result<TaskOutcome, StoreError> {
+    let at = shared::now();
+    let mut tx = pool.begin().await?;
+    let job = lock_job_of_task(&mut tx, c.task_id).await?;
+    let row: Option<TaskRow> = sqlx::query_as(concat!(
+        "UPDATE tasks SET status = $4, output = $5, usage = $6, lease_until = NULL, \
+         updated_at = $7, version = version + 1 \
+         WHERE id = $1 AND attempt = $2 AND agent_id = $3 AND status = ANY($8) RETURNING ",
+        task_columns!()
+    ))
+    .bind(c.task_id)
+    .bind(c.attempt)
+    .bind(c.agent_id)
+    .bind(TaskStatus::Succeeded.as_str())
+    .bind(&c.output)
+    .bind(json!(c.usage))
+    .bind(at)
+    .bind(COMPLETE.start_states())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        let current = task_state(&mut tx, c.task_id).await?;
+        return Err(COMPLETE.conflict(c.task_id, c.attempt, Some(c.agent_id), current));
+    };
+    let task = Task::try_from(row)?;
+
+    let mut changes = Changes::default();
+    changes.events.push(shared::succeeded_event(&task, &c));
+    if let Some(decision) = shared::input_item_decision(&task, &c) {
+        let updated = sqlx::query(
+            "UPDATE items SET status = $2, rejection_reason = $3, updated_at = $4 \
+             WHERE id = $1 AND status = ANY($5)",
+        )
+        .bind(decision.item_id)
+        .bind(decision.status.as_str())
+        .bind(&decision.reason)
+        .bind(at)
+        .bind(OPEN_ITEM.map(|s| s.as_str()).to_vec())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 1 {
+            changes.events.push(decision.event());
+        }
+    }
+
+    let emission = shared::emission(&task, &job, &c.items);
+    let stored = insert_new_items(&mut tx, &emission.items, emission.status, at).await?;
+    let (next, events) = emission.settle(&stored);
+    insert_tasks(&mut tx, &next, at).await?;
+    changes.events.extend(events);
+    changes.ready.extend(next.iter().map(|t| t.to_task(at)));
+
+    complete_job_if_done(&mut tx, job.id, at, &mut changes).await?;
+    commit_outcome(tx, Some(task), changes, at).await
+}
+
+/// Inserts items whose id is not stored yet; returns the ids it stored.
+async fn insert_new_items(
+    conn: &mut PgConnection,
+    items: &[NewItem],
+    status: ItemStatus,
+    at: DateTime<Utc>,
+) -> Result<HashSet<Uuid>, StoreError> {
+    let mut stored = HashSet::new();
+    for chunk in items.chunks(INSERT_CHUNK) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "INSERT INTO items (id, job_id, source_task_id, stage, status, data, retry_count, \
+             created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut row, item| {
+            row.push_bind(item.id)
+                .push_bind(item.job_id)
+                .push_bind(item.source_task_id)
+                .push_bind(item.stage)
+                .push_bind(status.as_str())
+                .push_bind(&item.data)
+                .push_bind(0_i32)
+                .push_bind(at)
+                .push_bind(at);
+        });
+        qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+        let ids: Vec<Uuid> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        stored.extend(ids);
+    }
+    Ok(stored)
+}
+
+/// See [`crate::store::Store::fail_task`].
+pub(super) async fn fail_task(pool: &PgPool, f: TaskFailure) -> Result<TaskOutcome, StoreError> {
+    let at = shared::now();
+    let mut tx = pool.begin().await?;
+    let job = lock_job_of_task(&mut tx, f.task_id).await?;
+    let row: TaskRow = sqlx::query_as(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE id = $1"
+    ))
+    .bind(f.task_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let before = Task::try_from(row)?;
+    FAIL.check(f.task_id, f.attempt, f.agent_id, Some((&before).into()))?;
+    let plan = shared::plan_failure(&before, &f, at, rand::random());
+
+    // Conditional on what the plan was made from: the attempt, its holder,
+    // and the failure count (only ever changed under the job lock we hold).
+    let (status, next_run_at) = match &plan {
+        FailurePlan::Retry { next_run_at } => (TaskStatus::Pending, *next_run_at),
+        FailurePlan::Fail { .. } => (TaskStatus::Failed, before.next_run_at),
+    };
+    let retry = matches!(plan, FailurePlan::Retry { .. });
+    let row: Option<TaskRow> = sqlx::query_as(concat!(
+        "UPDATE tasks SET status = $5, failures = failures + 1, error = $6, next_run_at = $7, \
+         lease_until = NULL, agent_id = CASE WHEN $8 THEN NULL ELSE agent_id END, \
+         updated_at = $9, version = version + 1 \
+         WHERE id = $1 AND attempt = $2 AND ($3::uuid IS NULL OR agent_id = $3) \
+         AND failures = $4 AND status = ANY($10) RETURNING ",
+        task_columns!()
+    ))
+    .bind(f.task_id)
+    .bind(f.attempt)
+    .bind(f.agent_id)
+    .bind(before.failures)
+    .bind(status.as_str())
+    .bind(&f.error)
+    .bind(next_run_at)
+    .bind(retry)
+    .bind(at)
+    .bind(FAIL.start_states())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        let current = task_state(&mut tx, f.task_id).await?;
+        return Err(FAIL.conflict(f.task_id, f.attempt, f.agent_id, current));
+    };
+    let task = Task::try_from(row)?;
+
+    let mut changes = Changes::default();
+    match plan {
+        FailurePlan::Retry { next_run_at } => {
+            changes.events.push(shared::task_event(
+                EventType::TaskRetrying,
+                &task,
+                before.agent_id,
+                json!({ "error": f.error, "failures": task.failures, "next_run_at": next_run_at }),
+            ));
+            changes.ready.push(task.clone());
+        }
+        FailurePlan::Fail { job_reason } => {
+            changes.events.push(shared::task_event(
+                EventType::TaskFailed,
+                &task,
+                before.agent_id,
+                json!({ "error": f.error, "failures": task.failures }),
+            ));
+            if let Some(item_id) = task.item_id {
+                let updated = sqlx::query(
+                    "UPDATE items SET status = $2, last_error = $3, retry_count = $4, \
+                     updated_at = $5 WHERE id = $1 AND status = ANY($6)",
+                )
+                .bind(item_id)
+                .bind(ItemStatus::Failed.as_str())
+                .bind(&f.error)
+                .bind(task.failures)
+                .bind(at)
+                .bind(OPEN_ITEM.map(|s| s.as_str()).to_vec())
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 1 {
+                    changes.events.push(shared::item_event(
+                        EventType::ItemFailed,
+                        item_id,
+                        task.job_id,
+                        task.stage - 1,
+                        Some(&f.error),
+                    ));
+                }
+            }
+            match job_reason {
+                Some(reason) => fail_job(&mut tx, job.id, &reason, at, &mut changes).await?,
+                None => complete_job_if_done(&mut tx, job.id, at, &mut changes).await?,
+            }
+        }
+    }
+    commit_outcome(tx, Some(task), changes, at).await
+}
+
+/// A queued or running job whose first stage failed for good: `failed`, and
+/// so are the jobs waiting on it.
+async fn fail_job(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    reason: &str,
+    at: DateTime<Utc>,
+    changes: &mut Changes,
+) -> Result<(), StoreError> {
+    let failed = sqlx::query(
+        "UPDATE jobs SET status = $2, status_reason = $3, updated_at = $4, finished_at = $4, \
+         version = version + 1 WHERE id = $1 AND status = ANY($5)",
+    )
+    .bind(job_id)
+    .bind(JobStatus::Failed.as_str())
+    .bind(reason)
+    .bind(at)
+    .bind(shared::job_status_strs(&FINISHABLE_JOB))
+    .execute(&mut *conn)
+    .await?;
+    if failed.rows_affected() == 1 {
+        changes.events.push(shared::job_status_event(
+            EventType::JobFailed,
+            job_id,
+            JobStatus::Failed,
+            Some(reason),
+        ));
+        changes.job_changed(job_id);
+        settle_dependents(conn, job_id, at, changes).await?;
+    }
+    Ok(())
+}
+
+/// A queued or running job with no unfinished task left: `completed`, and
+/// the jobs waiting on it are settled.
+async fn complete_job_if_done(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    at: DateTime<Utc>,
+    changes: &mut Changes,
+) -> Result<(), StoreError> {
+    let open: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 AND status = ANY($2))",
+    )
+    .bind(job_id)
+    .bind(ACTIVE_TASK.map(|s| s.as_str()).to_vec())
+    .fetch_one(&mut *conn)
+    .await?;
+    if open {
+        return Ok(());
+    }
+    let completed = sqlx::query(
+        "UPDATE jobs SET status = $2, updated_at = $3, finished_at = $3, version = version + 1 \
+         WHERE id = $1 AND status = ANY($4)",
+    )
+    .bind(job_id)
+    .bind(JobStatus::Completed.as_str())
+    .bind(at)
+    .bind(shared::job_status_strs(&FINISHABLE_JOB))
+    .execute(&mut *conn)
+    .await?;
+    if completed.rows_affected() == 1 {
+        changes.events.push(shared::job_status_event(
+            EventType::JobCompleted,
+            job_id,
+            JobStatus::Completed,
+            None,
+        ));
+        changes.job_changed(job_id);
+        settle_dependents(conn, job_id, at, changes).await?;
+    }
+    Ok(())
+}
+
+/// `finished` just became terminal: each job waiting on it is released
+/// (`queued`, with its stage-0 task in `changes.ready`), failed (and its own
+/// dependents settled in turn), or left waiting, per [`shared::release`].
+pub(super) async fn settle_dependents(
+    conn: &mut PgConnection,
+    finished: Uuid,
+    at: DateTime<Utc>,
+    changes: &mut Changes,
+) -> Result<(), StoreError> {
+    let mut work = VecDeque::from([finished]);
+    while let Some(done) = work.pop_front() {
+        let waiting: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT j.id FROM job_dependencies d JOIN jobs j ON j.id = d.job_id \
+             WHERE d.depends_on = $1 AND j.status = $2 ORDER BY j.id FOR NO KEY UPDATE OF j",
+        )
+        .bind(done)
+        .bind(JobStatus::Waiting.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        for job_id in waiting {
+            let deps: Vec<(Uuid, String)> = sqlx::query_as(
+                "SELECT d.depends_on, j.status FROM job_dependencies d \
+                 JOIN jobs j ON j.id = d.depends_on WHERE d.job_id = $1 ORDER BY d.depends_on",
+            )
+            .bind(job_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            match shared::release(&deps)? {
+                Release::Wait => {}
+                Release::Queue => {
+                    let row: Option<(Json<Vec<String>>, i16, i32)> = sqlx::query_as(
+                        "UPDATE jobs SET status = $2, updated_at = $3, version = version + 1 \
+                         WHERE id = $1 AND status = $4 RETURNING pipeline, priority, max_attempts",
+                    )
+                    .bind(job_id)
+                    .bind(JobStatus::Queued.as_str())
+                    .bind(at)
+                    .bind(JobStatus::Waiting.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some((pipeline, priority, max_attempts)) = row else {
+                        continue;
+                    };
+                    changes.events.push(shared::job_status_event(
+                        EventType::JobQueued,
+                        job_id,
+                        JobStatus::Queued,
+                        None,
+                    ));
+                    changes.job_changed(job_id);
+                    if let Some(task) = NewTask::first(job_id, &pipeline.0, priority, max_attempts)
+                    {
+                        insert_tasks(conn, std::slice::from_ref(&task), at).await?;
+                        changes.events.push(task.event());
+                        changes.ready.push(task.to_task(at));
+                    }
+                }
+                Release::Fail(reason) => {
+                    let failed = sqlx::query(
+                        "UPDATE jobs SET status = $2, status_reason = $3, updated_at = $4, \
+                         finished_at = $4, version = version + 1 WHERE id = $1 AND status = $5",
+                    )
+                    .bind(job_id)
+                    .bind(JobStatus::Failed.as_str())
+                    .bind(&reason)
+                    .bind(at)
+                    .bind(JobStatus::Waiting.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                    if failed.rows_affected() == 1 {
+                        changes.events.push(shared::job_status_event(
+                            EventType::JobFailed,
+                            job_id,
+                            JobStatus::Failed,
+                            Some(&reason),
+                        ));
+                        changes.job_changed(job_id);
+                        work.push_back(job_id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! Dispatch on SQLite, up to a task's outcome: reloading open tasks,
+//! assigning, the task input, accepting, lease renewal and declines.
+//! Completion and failure are in [`super::finish`].
+//!
+//! Status lists are bound as one JSON array (`status IN (SELECT value FROM
+//! json_each($n))`), so every statement stays static and parameterised.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::types::Json;
+use sqlx::{SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+use super::finish::commit_outcome;
+use super::items::append_events;
+use super::jobs::get_document;
+use super::{SqliteStore, ts};
+use crate::domain::{EventType, ItemStatus, JobStatus, Task, TaskOutcome, TaskStatus};
+use crate::store::StoreError;
+use crate::store::shared::{
+    self, ACTIVE_TASK, ASSIGN, CANCELLABLE_JOB, Changes, PROGRESS, REQUEUE, START, TaskAction,
+    TaskRow, TaskState, task_columns,
+};
+
+/// The state of a task for a conflict message, or `None`.
+pub(super) async fn task_state(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+) -> Result<Option<TaskState>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT status, attempt, agent_id FROM tasks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// See [`crate::store::Store::open_tasks`]. A scan of `tasks` (no index on
+/// status): it runs once at start-up.
+pub(super) async fn open_tasks(pool: &SqlitePool) -> Result<Vec<Task>, StoreError> {
+    let rows: Vec<TaskRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE status IN (SELECT value FROM json_each($1)) \
+         AND job_id IN (SELECT id FROM jobs WHERE status IN (SELECT value FROM json_each($2))) \
+         ORDER BY id"
+    ))
+    .bind(Json(ACTIVE_TASK.map(|s| s.as_str())))
+    .bind(Json(shared::job_status_strs(&CANCELLABLE_JOB)))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(Task::try_from).collect()
+}
+
+/// See [`crate::store::Store::assign_task`].
+pub(super) async fn assign_task(
+    store: &SqliteStore,
+    task_id: Uuid,
+    expected_attempt: i32,
+    agent_id: Uuid,
+    accept_by: DateTime<Utc>,
+) -> Result<TaskOutcome, StoreError> {
+    let at = shared::now();
+    let mut tx = store.begin().await?;
+    let head: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT t.job_id, j.status FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = $1",
+    )
+    .bind(task_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((job_id, job_status)) = head else {
+        return Err(StoreError::NotFound("task"));
+    };
+    let job_status = shared::parse_status::<JobStatus>(&job_status, "job", job_id)?;
+    if job_status.is_terminal() {
+        return Err(shared::job_finished_conflict(
+            task_id,
+            expected_attempt,
+            job_id,
+            job_status,
+        ));
+    }
+    let row: Option<TaskRow> = sqlx::query_as(concat!(
+        "UPDATE tasks SET status = $4, attempt = attempt + 1, agent_id = $3, lease_until = $5, \
+         updated_at = $6, version = version + 1 WHERE id = $1 AND attempt = $2 \
+         AND status IN (SELECT value FROM json_each($7)) RETURNING ",
+        task_columns!()
+    ))
+    .bind(task_id)
+    .bind(expected_attempt)
+    .bind(agent_id)
+    .bind(TaskStatus::Assigned.as_str())
+    .bind(ts(accept_by))
+    .bind(ts(at))
+    .bind(Json(ASSIGN.start_states()))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        let current = task_state(&mut tx, task_id).await?;
+        return Err(ASSIGN.conflict(task_id, expected_attempt, None, current));
+    };
+    let task = Task::try_from(row)?;
+
+    let mut changes = Changes::default();
+    changes.events.push(shared::task_event(
+        EventType::TaskAssigned,
+        &task,
+        Some(agent_id),
+        json!({ "accept_by": accept_by }),
+    ));
+    let started = sqlx::query(
+        "UPDATE jobs SET status = $2, started_at = COALESCE(started_at, $3), updated_at = $3, \
+         version = version + 1 WHERE id = $1 AND status = $4",
+    )
+    .bind(job_id)
+    .bind(JobStatus::Running.as_str())
+    .bind(ts(at))
+    .bind(JobStatus::Queued.as_str())
+    .execute(&mut *tx)
+    .await?;
+    if started.rows_affected() == 1 {
+        changes.events.push(shared::job_status_event(
+            EventType::JobStarted,
+            job_id,
+            JobStatus::Running,
+            None,
+        ));
+        changes.job_changed(job_id);
+    }
+    commit_outcome(tx, Some(task), changes, at).await
+}
+
+/// See [`crate::store::Store::task_input`].
+pub(super) async fn task_input(
+    pool: &SqlitePool,
+    task: &Task,
+) -> Result<serde_json::Value, StoreError> {
+    let job: Option<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT prompt, context FROM jobs WHERE id = $1")
+            .bind(task.job_id)
+            .fetch_optional(pool)
+            .await?;
+    let (prompt, context) = job.ok_or(StoreError::NotFound("job"))?;
+    let Some(item_id) = task.item_id else {
+        let document = get_document(pool, task.job_id).await?;
+        return Ok(shared::stage_zero_input(
+            task.job_id,
+            &prompt,
+            &context,
+            document.as_ref(),
+        ));
+    };
+    let item: Option<(i32, serde_json::Value)> =
+        sqlx::query_as("SELECT stage, data FROM items WHERE id = $1")
+            .bind(item_id)
+            .fetch_optional(pool)
+            .await?;
+    let (stage, data) = item.ok_or(StoreError::NotFound("item"))?;
+    Ok(shared::item_input(
+        task.job_id,
+        &prompt,
+        &context,
+        item_id,
+        stage,
+        &data,
+    ))
+}
+
+/// See [`crate::store::Store::start_task`].
+pub(super) async fn start_task(
+    store: &SqliteStore,
+    task_id: Uuid,
+    attempt: i32,
+    agent_id: Uuid,
+    lease_until: DateTime<Utc>,
+) -> Result<Task, StoreError> {
+    let at = shared::now();
+    let mut tx = store.begin().await?;
+    let task = update_held(
+        &mut tx,
+        START,
+        (task_id, attempt, agent_id),
+        lease_until,
+        at,
+    )
+    .await?;
+    if let Some(item_id) = task.item_id {
+        sqlx::query("UPDATE items SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4")
+            .bind(item_id)
+            .bind(ItemStatus::Validating.as_str())
+            .bind(ts(at))
+            .bind(ItemStatus::Pending.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let events = [shared::task_event(
+        EventType::TaskStarted,
+        &task,
+        Some(agent_id),
+        json!({ "lease_until": lease_until }),
+    )];
+    append_events(&mut tx, &events, at).await?;
+    tx.commit().await?;
+    Ok(task)
+}
+
+/// See [`crate::store::Store::extend_lease`].
+pub(super) async fn extend_lease(
+    store: &SqliteStore,
+    task_id: Uuid,
+    attempt: i32,
+    agent_id: Uuid,
+    lease_until: DateTime<Utc>,
+    progress: serde_json::Value,
+) -> Result<(), StoreError> {
+    let at = shared::now();
+    let mut tx = store.begin().await?;
+    let task = update_held(
+        &mut tx,
+        PROGRESS,
+        (task_id, attempt, agent_id),
+        lease_until,
+        at,
+    )
+    .await?;
+    let events = [shared::task_event(
+        EventType::TaskProgress,
+        &task,
+        Some(agent_id),
+        json!({ "lease_until": lease_until, "progress": progress }),
+    )];
+    append_events(&mut tx, &events, at).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Start (`assigned` → `running`) or lease renewal (`running`) of the
+/// attempt `(task, attempt, agent)`: the task is `running` until `lease_until`.
+async fn update_held(
+    conn: &mut SqliteConnection,
+    action: TaskAction,
+    (task_id, attempt, agent_id): (Uuid, i32, Uuid),
+    lease_until: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<Task, StoreError> {
+    let row: Option<TaskRow> = sqlx::query_as(concat!(
+        "UPDATE tasks SET status = $4, lease_until = $5, updated_at = $6, version = version + 1 \
+         WHERE id = $1 AND attempt = $2 AND agent_id = $3 \
+         AND status IN (SELECT value FROM json_each($7)) RETURNING ",
+        task_columns!()
+    ))
+    .bind(task_id)
+    .bind(attempt)
+    .bind(agent_id)
+    .bind(TaskStatus::Running.as_str())
+    .bind(ts(lease_until))
+    .bind(ts(at))
+    .bind(Json(action.start_states()))
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Task::try_from(row),
+        None => {
+            let current = task_state(conn, task_id).await?;
+            Err(action.conflict(task_id, attempt, Some(agent_id), current))
+        }
+    }
+}
+
+/// See [`crate::store::Store::requeue_task`].
+pub(super) async fn requeue_task(
+    store: &SqliteStore,
+    task_id: Uuid,
+    attempt: i32,
+    agent_id: Uuid,
+    run_at: DateTime<Utc>,
+    reason: String,
+) -> Result<Task, StoreError> {
+    let at = shared::now();
+    let mut tx = store.begin().await?;
+    let row: Option<TaskRow> = sqlx::query_as(concat!(
+        "UPDATE tasks SET status = $4, agent_id = NULL, lease_until = NULL, next_run_at = $5, \
+         updated_at = $6, version = version + 1 WHERE id = $1 AND attempt = $2 \
+         AND agent_id = $3 AND status IN (SELECT value FROM json_each($7)) RETURNING ",
+        task_columns!()
+    ))
+    .bind(task_id)
+    .bind(attempt)
+    .bind(agent_id)
+    .bind(TaskStatus::Pending.as_str())
+    .bind(ts(run_at))
+    .bind(ts(at))
+    .bind(Json(REQUEUE.start_states()))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        let current = task_state(&mut tx, task_id).await?;
+        return Err(REQUEUE.conflict(task_id, attempt, Some(agent_id), current));
+    };
+    let task = Task::try_from(row)?;
+    let events = [shared::task_event(
+        EventType::TaskRequeued,
+        &task,
+        Some(agent_id),
+        json!({ "reason": reason, "next_run_at": run_at }),
+    )];
+    append_events(&mut tx, &events, at).await?;
+    tx.commit().await?;
+    Ok(task)
+}

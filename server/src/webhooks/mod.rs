@@ -1,0 +1,65 @@
+//! Signed webhooks: job events pushed to subscribers' HTTP endpoints.
+//!
+//! Webhooks must never slow the hub down, and must survive receivers and the
+//! hub going away. So the hub's core never sends anything itself: the event
+//! log is the source, and two background tasks work from the database.
+//!
+//! * The [`tailer`] follows the event log after a persisted cursor and, per
+//!   matching subscription, queues a delivery row (`webhook_deliveries`) in
+//!   the same transaction that advances the cursor.
+//! * The [`deliverer`] takes due rows from that queue and sends them
+//!   concurrently, with a per-host concurrency limit and circuit breaker
+//!   ([`breaker`]), records every attempt (`webhook_attempts`) and
+//!   reschedules failures per the retry schedule ([`retry`]).
+//!
+//! Because the queue is in the database, a restarted hub (or another node on
+//! the same Postgres) carries on where the last one stopped: delivery is at
+//! least once, and the `webhook-id` header, stable per event and
+//! subscription, lets receivers drop repeats.
+//!
+//! Requests follow the Standard Webhooks specification ([`signing`]).
+//! Targets are checked against loopback/private/link-local addresses at
+//! creation and on every connection ([`target`]). Config: [`config`];
+//! REST API: `crate::http::webhooks`; user docs: `docs/webhooks.md`.
+
+pub mod breaker;
+pub mod config;
+pub mod deliverer;
+pub mod matching;
+pub mod model;
+pub mod replay;
+pub mod retry;
+pub mod send;
+pub mod signing;
+pub mod tailer;
+pub mod target;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{RawWebhookConfig, WebhookSettings};
+
+use crate::store::DynStore;
+
+/// The current time in microseconds, the precision both databases store.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Starts the tailer and the deliverer; both stop when `shutdown` fires.
+pub fn spawn(store: DynStore, settings: &WebhookSettings, shutdown: CancellationToken) {
+    let settings = Arc::new(settings.clone());
+    let client = match send::client(&settings) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are not delivered");
+            return;
+        }
+    };
+    let queued = Arc::new(Notify::new());
+    tokio::spawn(tailer::run(store.clone(), queued.clone(), shutdown.clone()));
+    tokio::spawn(deliverer::Deliverer::new(store, settings, client, queued).run(shutdown));
+}

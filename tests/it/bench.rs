@@ -1,0 +1,98 @@
+//! `switchyard bench` is built and smoke-run with tiny sizes so it never rots.
+//! Only the scenarios' own checks (exact counts, no losses, no duplicates)
+//! are asserted; no timing is.
+
+use std::process::Stdio;
+
+use serde_json::Value;
+
+async fn bench(args: &[&str]) -> Value {
+    let output = tokio::process::Command::new(switchyard_tests::cli::binary())
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run switchyard bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench {args:?} failed: {stdout}\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("bench {args:?} printed no JSON ({e}): {stdout}\n{stderr}"));
+    let checks = report["checks"].as_array().expect("checks");
+    assert!(!checks.is_empty(), "{report}");
+    for check in checks {
+        assert_eq!(check[1], true, "check failed: {check} in {report}");
+    }
+    report
+}
+
+fn metric(report: &Value, name: &str) -> f64 {
+    report["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+#[tokio::test]
+async fn drain_on_both_backends() {
+    for backend in ["sqlite", "postgres"] {
+        let report = bench(&[
+            "drain",
+            "--backend",
+            backend,
+            "--tasks",
+            "60",
+            "--agents",
+            "2",
+            "--slots",
+            "2",
+        ])
+        .await;
+        assert!(metric(&report, "tasks_per_second") > 0.0);
+    }
+}
+
+#[tokio::test]
+async fn latency_sessions_failover_and_pipeline() {
+    let latency = bench(&[
+        "latency",
+        "--tasks",
+        "20",
+        "--rates",
+        "40",
+        "--duration",
+        "250ms",
+        "--agents",
+        "1",
+        "--slots",
+        "2",
+    ])
+    .await;
+    assert!(metric(&latency, "submit_to_agent_p50") > 0.0);
+    let sessions = bench(&["sessions", "--sessions", "20", "--duration", "300ms"]).await;
+    assert!(metric(&sessions, "hub_rss_after") > 0.0);
+    bench(&["failover", "--agents", "2", "--slots", "2"]).await;
+    bench(&["pipeline", "--requirements", "25", "--agents", "1"]).await;
+    let hooks = bench(&["webhooks", "--tasks", "40", "--agents", "1", "--slots", "2"]).await;
+    assert!(metric(&hooks, "deliveries_per_second") > 0.0);
+}
+
+#[tokio::test]
+async fn bad_flags_are_refused_clearly() {
+    let output = tokio::process::Command::new(switchyard_tests::cli::binary())
+        .args(["bench", "drain", "--tasks", "0"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--tasks"), "{stderr}");
+}

@@ -1,0 +1,16 @@
+//! The integration suite: one test binary, one module per area. Every test
+//! boots the real hub on port 0 against its own fresh database (SQLite in a
+//! temp dir, or a new Postgres database) and talks to it over real sockets.
+
+mod agents;
+mod api_auth;
+mod api_batch;
+mod api_errors;
+mod api_jobs;
+mod bench;
+mod cli;
+mod config;
+mod events;
+mod monitor;
+mod store_contract;
+mod webhooks;
