@@ -480,10 +480,10 @@ async fn health_kill_and_shutdown() {
     handle.wait_connected().await.unwrap();
     handle.set_health(AgentHealth::Degraded);
     loop {
-        if let AgentMessage::Heartbeat(hb) = conn.recv_any().await.unwrap() {
-            if hb.status == AgentHealth::Degraded {
-                break;
-            }
+        if let AgentMessage::Heartbeat(hb) = conn.recv_any().await.unwrap()
+            && hb.status == AgentHealth::Degraded
+        {
+            break;
         }
     }
     conn.send(HubMessage::Shutdown(Shutdown {
