@@ -11,6 +11,7 @@ mod agents;
 mod dispatch;
 mod dispatch_races;
 mod failures;
+mod group_commit;
 mod items_events;
 mod jobs;
 mod lifecycle;
@@ -78,6 +79,8 @@ contract!(
     dispatch_races::completion_racing_a_hub_failure_has_one_winner,
     dispatch_races::last_tasks_finishing_together_complete_the_job_once,
     dispatch_races::dependencies_finishing_together_release_once,
+    group_commit::queued_transitions_apply_in_call_order,
+    group_commit::a_database_error_fails_only_its_own_op,
     schema::version_1_data_is_upgraded,
     schema::agent_columns_hold_only_known_values,
 );

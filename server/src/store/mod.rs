@@ -13,6 +13,7 @@
 //! and the task's current attempt and status.
 
 pub mod events;
+pub mod group_commit;
 pub mod migrate;
 pub mod postgres;
 pub mod provision;
@@ -27,6 +28,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
+
+pub use group_commit::Pending;
 
 use crate::domain::{
     AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, CreateJobOutcome, Document,
@@ -130,6 +133,12 @@ pub async fn open(database_url: &str, pool_size: u32) -> Result<DynStore, StoreE
 }
 
 /// The persistence contract of the hub. See the module docs.
+///
+/// The task transitions of the hot path (`assign_task`, `start_task`,
+/// `extend_lease`, `complete_task`, `fail_task`, `requeue_task`) are queued to
+/// the store's group-commit writer when called (see [`group_commit`]) and
+/// applied in call order; the returned [`Pending`] resolves once the batch
+/// holding the op has committed.
 #[async_trait]
 pub trait Store:
     events::EventStore + webhooks::WebhookStore + reports::ReportStore + Send + Sync + 'static
@@ -289,13 +298,13 @@ pub trait Store:
     /// Anything else (cancelled meanwhile, another attempt, a job that has
     /// finished) is a Conflict; an unknown task is `NotFound("task")`.
     /// Returns the task and, when its job started, the job (`ready` is empty).
-    async fn assign_task(
+    fn assign_task(
         &self,
         task_id: Uuid,
         expected_attempt: i32,
         agent_id: Uuid,
         accept_by: DateTime<Utc>,
-    ) -> Result<TaskOutcome, StoreError>;
+    ) -> Pending<TaskOutcome>;
 
     /// The JSON input pushed to the agent for this task. Stage 0:
     /// `{"job_id", "prompt", "context", "document": null | {"file_name",
@@ -307,24 +316,24 @@ pub trait Store:
     /// The agent accepted: `assigned` → `running` with a lease, only for the
     /// current attempt held by `agent_id`; the input item becomes
     /// `validating`; `task.started` event.
-    async fn start_task(
+    fn start_task(
         &self,
         task_id: Uuid,
         attempt: i32,
         agent_id: Uuid,
         lease_until: DateTime<Utc>,
-    ) -> Result<Task, StoreError>;
+    ) -> Pending<Task>;
 
     /// `progress`: extends the lease of a running attempt; `task.progress`
     /// event with `progress` as payload.
-    async fn extend_lease(
+    fn extend_lease(
         &self,
         task_id: Uuid,
         attempt: i32,
         agent_id: Uuid,
         lease_until: DateTime<Utc>,
         progress: serde_json::Value,
-    ) -> Result<(), StoreError>;
+    ) -> Pending<()>;
 
     /// A running attempt succeeded. In one transaction: the task becomes
     /// `succeeded` with output and usage (`task.succeeded`); its input item
@@ -344,7 +353,7 @@ pub trait Store:
     /// `item.integrated`); `job.completed`; the dependents' `job.queued` +
     /// `task.created` or `job.failed`. Only for the current attempt, running
     /// and held by `agent_id`; otherwise a Conflict that changes nothing.
-    async fn complete_task(&self, completion: TaskCompletion) -> Result<TaskOutcome, StoreError>;
+    fn complete_task(&self, completion: TaskCompletion) -> Pending<TaskOutcome>;
 
     /// An `assigned` or `running` attempt failed. With a retry policy and
     /// `failures + 1 < max_attempts`: back to `pending` with `failures + 1`,
@@ -357,17 +366,17 @@ pub trait Store:
     /// fail too); otherwise the job
     /// completes when nothing is left. Conditional on the attempt (and the
     /// agent, when given).
-    async fn fail_task(&self, failure: TaskFailure) -> Result<TaskOutcome, StoreError>;
+    fn fail_task(&self, failure: TaskFailure) -> Pending<TaskOutcome>;
 
     /// The agent declined (or lost a task it never accepted through no fault
     /// of the task): `assigned` → `pending` without counting a failure,
     /// `next_run_at = run_at`, `task.requeued`. Conditional on attempt and agent.
-    async fn requeue_task(
+    fn requeue_task(
         &self,
         task_id: Uuid,
         attempt: i32,
         agent_id: Uuid,
         run_at: DateTime<Utc>,
         reason: String,
-    ) -> Result<Task, StoreError>;
+    ) -> Pending<Task>;
 }

@@ -13,10 +13,19 @@ use super::{TestDb, create, event_types, new_job};
 
 /// Runs `a` and `b` concurrently, polling `a` first in even rounds and `b`
 /// first in odd ones, so both orders happen on every backend.
-async fn both<A: Future, B: Future>(round: usize, a: A, b: B) -> (A::Output, B::Output) {
+///
+/// The hot path's transitions are queued when called (group commit applies
+/// them in call order), so the calls themselves alternate, not just the polls.
+async fn both<A: Future, B: Future>(
+    round: usize,
+    a: impl FnOnce() -> A,
+    b: impl FnOnce() -> B,
+) -> (A::Output, B::Output) {
     if round.is_multiple_of(2) {
+        let (a, b) = (a(), b());
         tokio::join!(a, b)
     } else {
+        let (b, a) = (b(), a());
         let (b, a) = tokio::join!(b, a);
         (a, b)
     }
@@ -35,8 +44,8 @@ pub async fn completion_racing_a_hub_failure_has_one_winner(t: TestDb) {
         let item = Uuid::now_v7();
         let (done, timed_out) = both(
             round,
-            s.complete_task(completion(&task, worker, &[item])),
-            s.fail_task(failure(&task, None, true)),
+            || s.complete_task(completion(&task, worker, &[item])),
+            || s.fail_task(failure(&task, None, true)),
         )
         .await;
         let stored = s.list_tasks(job.id).await.expect("tasks");
@@ -150,8 +159,8 @@ pub async fn dependencies_finishing_together_release_once(t: TestDb) {
         let tb = run(s, &first_task(s, b.id).await, worker).await;
         let (oa, ob) = both(
             round,
-            s.complete_task(completion(&ta, worker, &[])),
-            s.complete_task(completion(&tb, worker, &[])),
+            || s.complete_task(completion(&ta, worker, &[])),
+            || s.complete_task(completion(&tb, worker, &[])),
         )
         .await;
         let (oa, ob) = (oa.expect("complete a"), ob.expect("complete b"));

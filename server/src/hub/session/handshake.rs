@@ -172,7 +172,7 @@ pub(super) async fn handshake(
             task.task_id,
             Held {
                 attempt: task.attempt,
-                capability: task.capability,
+                capability: Some(task.capability),
                 items: Vec::new(),
             },
         );
@@ -191,6 +191,7 @@ pub(super) async fn handshake(
         store: ctx.store.clone(),
         out,
         running,
+        in_flight: Default::default(),
         output_schemas,
         limiter: rate_limiter(ctx.hub.settings.agent_messages_per_second),
     })

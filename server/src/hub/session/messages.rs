@@ -10,8 +10,11 @@ use switchyard_agent::protocol::{
 };
 use uuid::Uuid;
 
+use super::in_flight::{Done, MAX_IN_FLIGHT};
 use super::{Held, Session, send_error};
-use crate::domain::{TaskCompletion, TaskFailure, TaskOutcome};
+use std::sync::Arc;
+
+use crate::domain::{TaskCompletion, TaskFailure};
 use crate::hub::assign::frame;
 use crate::hub::command::{Command, Outbound};
 use crate::hub::schema::check;
@@ -21,60 +24,77 @@ use crate::store::StoreError;
 const MAX_ITEMS_PER_ATTEMPT: usize = 100_000;
 
 impl Session {
-    /// Reads until the socket closes; returns whether the agent closed cleanly.
+    /// Reads until the socket closes; returns whether the agent closed
+    /// cleanly. Settles the results of queued writes as they commit (see
+    /// `in_flight`), and stops reading while too many are queued.
     pub(super) async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) -> bool {
         loop {
-            let message = match stream.next().await {
-                None => return false,
-                Some(Ok(message)) => message,
-                Some(Err(e)) => {
-                    let text = e.to_string();
-                    if text.contains("too long")
-                        || text.contains("Space limit")
-                        || text.contains("too big")
-                    {
-                        let limit = self.hub.settings.max_frame_bytes;
-                        send_error(
-                            &self.out,
-                            "frame_too_large",
-                            format!(
-                                "a frame was larger than this hub accepts ({limit} bytes, max_frame_bytes)"
-                            ),
-                            None,
-                        );
-                        let _ = self.out.try_send(Outbound::Close {
-                            code: 1009,
-                            reason: format!("frame larger than {limit} bytes"),
-                        });
-                    }
-                    tracing::info!(agent_id = %self.agent_id, error = %text, "agent socket error");
-                    return false;
+            tokio::select! {
+                Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.settle(done);
                 }
-            };
-            self.hub.send(Command::Seen {
-                agent_id: self.agent_id,
-                session_id: self.session_id,
-            });
-            match message {
-                Message::Text(text) => {
-                    // Over the per-session rate, the session paces its reads:
-                    // the agent is slowed by TCP backpressure, and no message is lost.
-                    if self.limiter.check().is_err() {
-                        metrics::counter!("switchyard_agent_messages_paced_total").increment(1);
-                        self.limiter.until_ready().await;
+                next = stream.next(), if self.in_flight.len() < MAX_IN_FLIGHT => {
+                    if let Some(clean) = self.on_frame(next).await {
+                        return clean;
                     }
-                    self.handle(text.as_str()).await;
                 }
-                Message::Binary(_) => send_error(
-                    &self.out,
-                    "invalid_message",
-                    "binary frames are not supported; send JSON text frames",
-                    None,
-                ),
-                Message::Close(_) => return true,
-                Message::Ping(_) | Message::Pong(_) => {}
             }
         }
+    }
+
+    /// One frame from the agent; `Some(clean)` when the session ends.
+    async fn on_frame(&mut self, next: Option<Result<Message, axum::Error>>) -> Option<bool> {
+        let message = match next {
+            None => return Some(false),
+            Some(Ok(message)) => message,
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("too long")
+                    || text.contains("Space limit")
+                    || text.contains("too big")
+                {
+                    let limit = self.hub.settings.max_frame_bytes;
+                    send_error(
+                        &self.out,
+                        "frame_too_large",
+                        format!(
+                            "a frame was larger than this hub accepts ({limit} bytes, max_frame_bytes)"
+                        ),
+                        None,
+                    );
+                    let _ = self.out.try_send(Outbound::Close {
+                        code: 1009,
+                        reason: format!("frame larger than {limit} bytes"),
+                    });
+                }
+                tracing::info!(agent_id = %self.agent_id, error = %text, "agent socket error");
+                return Some(false);
+            }
+        };
+        self.hub.send(Command::Seen {
+            agent_id: self.agent_id,
+            session_id: self.session_id,
+        });
+        match message {
+            Message::Text(text) => {
+                // Over the per-session rate, the session paces its reads:
+                // the agent is slowed by TCP backpressure, and no message is lost.
+                if self.limiter.check().is_err() {
+                    metrics::counter!("switchyard_agent_messages_paced_total").increment(1);
+                    self.limiter.until_ready().await;
+                }
+                self.handle(text.as_str()).await;
+            }
+            Message::Binary(_) => send_error(
+                &self.out,
+                "invalid_message",
+                "binary frames are not supported; send JSON text frames",
+                None,
+            ),
+            Message::Close(_) => return Some(true),
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+        None
     }
 
     async fn handle(&mut self, text: &str) {
@@ -103,12 +123,12 @@ impl Session {
                     at: Utc::now(),
                 });
             }
-            AgentMessage::Accept(task) => self.accept(task).await,
-            AgentMessage::Progress(p) => self.progress(p).await,
+            AgentMessage::Accept(task) => self.accept(task),
+            AgentMessage::Progress(p) => self.progress(p),
             AgentMessage::Item(item) => self.item(item),
             AgentMessage::Complete(c) => self.complete(c).await,
-            AgentMessage::Fail(f) => self.fail(f).await,
-            AgentMessage::Decline(d) => self.decline(d).await,
+            AgentMessage::Fail(f) => self.fail(f),
+            AgentMessage::Decline(d) => self.decline(d),
             AgentMessage::Drain(_) => self.hub.send(Command::Drain {
                 agent_id: self.agent_id,
                 reply: None,
@@ -117,7 +137,7 @@ impl Session {
     }
 
     /// Reports a refused message about a task, and counts it against trust.
-    fn refused(&self, task_id: Uuid, error: &StoreError) {
+    pub(super) fn refused(&self, task_id: Uuid, error: &StoreError) {
         let (code, message) = match error {
             StoreError::Conflict { message } => ("stale_attempt", message.clone()),
             StoreError::NotFound(_) => (
@@ -170,7 +190,7 @@ impl Session {
         }
     }
 
-    fn ack(&self, task: TaskRef, of: &str) {
+    pub(super) fn ack(&self, task: TaskRef, of: &str) {
         let ack = HubMessage::Ack(Ack {
             task_id: task.task_id,
             attempt: task.attempt,
@@ -180,7 +200,7 @@ impl Session {
         let _ = self.out.try_send(Outbound::Frame(frame(&ack)));
     }
 
-    async fn accept(&mut self, task: TaskRef) {
+    fn accept(&mut self, task: TaskRef) {
         if self.running.contains_key(&task.task_id) {
             return send_error(
                 &self.out,
@@ -190,61 +210,53 @@ impl Session {
             );
         }
         let lease_until = Utc::now() + self.hub.settings.lease;
-        match self
-            .store
-            .start_task(
-                task.task_id,
-                task.attempt as i32,
-                self.agent_id,
-                lease_until,
-            )
-            .await
-        {
-            Ok(started) => {
-                self.running.insert(
-                    task.task_id,
-                    Held {
-                        attempt: started.attempt,
-                        capability: started.capability.clone(),
-                        items: Vec::new(),
-                    },
-                );
-                self.hub.send(Command::Started {
-                    agent_id: self.agent_id,
-                    task: started,
-                });
+        let result = self.store.start_task(
+            task.task_id,
+            task.attempt as i32,
+            self.agent_id,
+            lease_until,
+        );
+        // Held at once: the agent's next messages about the task are queued
+        // behind the accept instead of refused; a refused accept takes it back.
+        self.running.insert(
+            task.task_id,
+            Held {
+                attempt: task.attempt as i32,
+                capability: None,
+                items: Vec::new(),
+            },
+        );
+        self.in_flight(async move {
+            Done::Started {
+                task,
+                result: result.await,
             }
-            Err(e) => self.refused(task.task_id, &e),
-        }
+        });
     }
 
-    async fn progress(&mut self, p: Progress) {
+    fn progress(&mut self, p: Progress) {
         if self.held(p.task_id, p.attempt, "progress").is_none() {
             return;
         }
         let lease_until = Utc::now() + self.hub.settings.lease;
         let detail = serde_json::json!({ "percent": p.percent, "message": p.message });
-        match self
-            .store
-            .extend_lease(
-                p.task_id,
-                p.attempt as i32,
-                self.agent_id,
-                lease_until,
-                detail,
-            )
-            .await
-        {
-            Ok(()) => self.hub.send(Command::LeaseExtended {
-                agent_id: self.agent_id,
-                task_id: p.task_id,
-                attempt: p.attempt as i32,
-            }),
-            Err(e) => {
-                self.running.remove(&p.task_id);
-                self.refused(p.task_id, &e);
+        let result = self.store.extend_lease(
+            p.task_id,
+            p.attempt as i32,
+            self.agent_id,
+            lease_until,
+            detail,
+        );
+        let task = TaskRef {
+            task_id: p.task_id,
+            attempt: p.attempt,
+        };
+        self.in_flight(async move {
+            Done::LeaseExtended {
+                task,
+                result: result.await,
             }
-        }
+        });
     }
 
     /// Items belong to their attempt: kept here and written with its `complete`.
@@ -270,27 +282,33 @@ impl Session {
     }
 
     async fn complete(&mut self, c: Complete) {
+        // The output schema depends on the task's capability, which the
+        // session learns when the accept commits; wait for that only when
+        // the agent's capabilities have different output schemas.
+        while self.schema_unknown(c.task_id) {
+            let Some(done) = self.in_flight.next().await else {
+                break;
+            };
+            self.settle(done);
+        }
         let Some(held) = self.held(c.task_id, c.attempt, "complete") else {
             return;
         };
-        let capability = held.capability.clone();
         let task = TaskRef {
             task_id: c.task_id,
             attempt: c.attempt,
         };
-        if let Some(Some(schema)) = self.output_schemas.get(&capability)
-            && let Err(problem) = check(schema, &c.output)
+        if let Some((capability, schema)) = self.output_schema(held.capability.as_deref())
+            && let Err(problem) = check(&schema, &c.output)
         {
             let error =
                 format!("the output does not match the output schema of `{capability}`: {problem}");
             send_error(&self.out, "invalid_output", error.clone(), Some(c.task_id));
-            return self.record_failure(task, error, true).await;
+            return self.record_failure(task, error, true);
         }
-        let items = self
-            .running
-            .get_mut(&c.task_id)
-            .map(|h| std::mem::take(&mut h.items))
-            .unwrap_or_default();
+        let Some(held) = self.running.remove(&c.task_id) else {
+            return;
+        };
         let completion = TaskCompletion {
             task_id: c.task_id,
             attempt: c.attempt as i32,
@@ -299,43 +317,51 @@ impl Session {
             verdict: c.verdict,
             reason: c.reason,
             usage: c.usage,
-            items: items.clone(),
+            items: held.items.clone(),
         };
-        match self.store.complete_task(completion).await {
-            Ok(outcome) => {
-                self.running.remove(&c.task_id);
-                self.hub.send(Command::Finished {
-                    agent_id: Some(self.agent_id),
-                    task_id: c.task_id,
-                    outcome,
-                    success: Some(true),
-                });
-                self.ack(task, "complete");
+        let result = self.store.complete_task(completion);
+        self.in_flight(async move {
+            Done::Completed {
+                task,
+                held,
+                result: result.await,
             }
-            Err(e @ StoreError::Conflict { .. }) | Err(e @ StoreError::NotFound(_)) => {
-                self.running.remove(&c.task_id);
-                self.refused(c.task_id, &e);
-            }
-            Err(e) => {
-                // Not recorded: keep the items so a resent `complete` carries them.
-                if let Some(held) = self.running.get_mut(&c.task_id) {
-                    held.items = items;
-                }
-                self.refused(c.task_id, &e);
-            }
-        }
+        });
     }
 
-    async fn fail(&mut self, f: Fail) {
+    /// Whether the output schema of a held task is not known yet (see `complete`).
+    fn schema_unknown(&self, task_id: Uuid) -> bool {
+        self.running
+            .get(&task_id)
+            .is_some_and(|held| held.capability.is_none())
+            && self.output_schemas.len() > 1
+            && self.output_schemas.values().any(Option::is_some)
+    }
+
+    /// The capability and output schema that apply to a held task, if any.
+    /// Without its capability (accept not committed yet) the agent has at
+    /// most one capability, or none with a schema (see `schema_unknown`).
+    fn output_schema(
+        &self,
+        capability: Option<&str>,
+    ) -> Option<(String, Arc<jsonschema::Validator>)> {
+        let (name, schema) = match capability {
+            Some(name) => self.output_schemas.get_key_value(name)?,
+            None => self.output_schemas.iter().next()?,
+        };
+        schema.clone().map(|schema| (name.clone(), schema))
+    }
+
+    fn fail(&mut self, f: Fail) {
         let task = TaskRef {
             task_id: f.task_id,
             attempt: f.attempt,
         };
-        self.record_failure(task, f.error, f.retryable).await;
+        self.record_failure(task, f.error, f.retryable);
     }
 
     /// Records a failed attempt (assigned or running) held by this agent.
-    async fn record_failure(&mut self, task: TaskRef, error: String, retryable: bool) {
+    fn record_failure(&mut self, task: TaskRef, error: String, retryable: bool) {
         let failure = TaskFailure {
             task_id: task.task_id,
             attempt: task.attempt as i32,
@@ -344,21 +370,16 @@ impl Session {
             retry: retryable.then_some(self.hub.settings.retry),
         };
         self.running.remove(&task.task_id);
-        match self.store.fail_task(failure).await {
-            Ok(outcome) => {
-                self.hub.send(Command::Finished {
-                    agent_id: Some(self.agent_id),
-                    task_id: task.task_id,
-                    outcome,
-                    success: Some(false),
-                });
-                self.ack(task, "fail");
+        let result = self.store.fail_task(failure);
+        self.in_flight(async move {
+            Done::Failed {
+                task,
+                result: result.await,
             }
-            Err(e) => self.refused(task.task_id, &e),
-        }
+        });
     }
 
-    async fn decline(&mut self, d: Decline) {
+    fn decline(&mut self, d: Decline) {
         let task = TaskRef {
             task_id: d.task_id,
             attempt: d.attempt,
@@ -366,31 +387,18 @@ impl Session {
         let delay = (self.hub.settings.accept_timeout / 4).min(std::time::Duration::from_secs(1));
         let reason = d.reason.unwrap_or_else(|| "declined by the agent".into());
         self.running.remove(&d.task_id);
-        match self
-            .store
-            .requeue_task(
-                d.task_id,
-                d.attempt as i32,
-                self.agent_id,
-                Utc::now() + delay,
-                reason,
-            )
-            .await
-        {
-            Ok(requeued) => {
-                let outcome = TaskOutcome {
-                    task: Some(requeued),
-                    ..Default::default()
-                };
-                self.hub.send(Command::Finished {
-                    agent_id: Some(self.agent_id),
-                    task_id: d.task_id,
-                    outcome,
-                    success: None,
-                });
-                self.ack(task, "decline");
+        let result = self.store.requeue_task(
+            d.task_id,
+            d.attempt as i32,
+            self.agent_id,
+            Utc::now() + delay,
+            reason,
+        );
+        self.in_flight(async move {
+            Done::Declined {
+                task,
+                result: result.await,
             }
-            Err(e) => self.refused(d.task_id, &e),
-        }
+        });
     }
 }

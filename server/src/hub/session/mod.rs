@@ -1,13 +1,16 @@
 //! One agent connection: handshake, then a read loop that records each of the
 //! agent's transitions in the store before telling the dispatcher.
 //!
-//! The session processes its agent's messages in order, one at a time, so an
-//! agent's accept is always recorded before its complete. The store's
+//! The session processes its agent's messages in order: it queues each
+//! message's write to the store without waiting for the commit (see
+//! `in_flight`), and the store applies queued writes in order, so an agent's
+//! accept is always recorded before its complete. The store's
 //! conditional updates (status + attempt + agent) are the fence: a message
 //! about an attempt that is no longer current changes nothing and gets an
 //! `error` frame back.
 
 mod handshake;
+mod in_flight;
 mod messages;
 
 use std::collections::HashMap;
@@ -43,7 +46,8 @@ pub struct SessionContext {
 /// A task this session's agent holds in the store (accepted, or resumed).
 struct Held {
     attempt: i32,
-    capability: String,
+    /// `None` until the accept that made this session hold it has committed.
+    capability: Option<String>,
     items: Vec<(Uuid, serde_json::Value)>,
 }
 
@@ -55,6 +59,8 @@ struct Session {
     store: DynStore,
     out: mpsc::Sender<Outbound>,
     running: HashMap<Uuid, Held>,
+    /// Writes queued to the store whose results are not settled yet.
+    in_flight: in_flight::InFlight,
     output_schemas: HashMap<String, Option<Arc<jsonschema::Validator>>>,
     limiter: DefaultDirectRateLimiter,
 }
@@ -80,6 +86,9 @@ pub async fn run(socket: WebSocket, ctx: SessionContext) {
         clean = session.read_loop(&mut stream) => clean,
         () = ctx.shutdown.cancelled() => false,
     };
+    // What the agent sent before it left is still being committed; the
+    // dispatcher hears of it before it hears that the agent left.
+    let _ = tokio::time::timeout(Duration::from_secs(10), session.settle_all()).await;
     ctx.hub.send(Command::Disconnected {
         agent_id,
         session_id,

@@ -17,15 +17,15 @@ use std::collections::{HashSet, VecDeque};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Transaction};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::items::{append_events, insert_tasks};
+use super::items::insert_tasks;
 use super::jobs::fetch_job;
 use super::tasks::task_state;
 use crate::domain::{
-    EventType, ItemStatus, JobStatus, NewItem, Task, TaskCompletion, TaskFailure, TaskOutcome,
-    TaskStatus,
+    EventType, ItemStatus, JobStatus, NewEvent, NewItem, Task, TaskCompletion, TaskFailure,
+    TaskOutcome, TaskStatus,
 };
 use crate::store::StoreError;
 use crate::store::shared::{
@@ -33,23 +33,23 @@ use crate::store::shared::{
     NewTask, OPEN_ITEM, Release, TaskRow, task_columns,
 };
 
-/// Reads the changed jobs, appends the events and commits.
-pub(super) async fn commit_outcome(
-    mut tx: Transaction<'static, Postgres>,
+/// Reads the changed jobs and hands the events to the group commit that
+/// appends them (see `store::group_commit`).
+pub(super) async fn outcome(
+    conn: &mut PgConnection,
     task: Option<Task>,
     changes: Changes,
-    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<TaskOutcome, StoreError> {
     let mut jobs = Vec::with_capacity(changes.jobs.len());
     for id in &changes.jobs {
         jobs.push(
-            fetch_job(&mut tx, *id)
+            fetch_job(&mut *conn, *id)
                 .await?
                 .ok_or(StoreError::NotFound("job"))?,
         );
     }
-    append_events(&mut tx, &changes.events, at).await?;
-    tx.commit().await?;
+    events.extend(changes.events);
     Ok(TaskOutcome {
         task,
         ready: changes.ready,
@@ -71,12 +71,12 @@ async fn lock_job_of_task(conn: &mut PgConnection, task_id: Uuid) -> Result<JobH
 
 /// See [`crate::store::Store::complete_task`].
 pub(super) async fn complete_task(
-    pool: &PgPool,
-    c: TaskCompletion,
+    conn: &mut PgConnection,
+    c: &TaskCompletion,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<TaskOutcome, StoreError> {
-    let at = shared::now();
-    let mut tx = pool.begin().await?;
-    let job = lock_job_of_task(&mut tx, c.task_id).await?;
+    let job = lock_job_of_task(&mut *conn, c.task_id).await?;
     let row: Option<TaskRow> = sqlx::query_as(concat!(
         "UPDATE tasks SET status = $4, output = $5, usage = $6, lease_until = NULL, \
          updated_at = $7, version = version + 1 \
@@ -91,10 +91,10 @@ pub(super) async fn complete_task(
     .bind(json!(c.usage))
     .bind(at)
     .bind(COMPLETE.start_states())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut tx, c.task_id).await?;
+        let current = task_state(&mut *conn, c.task_id).await?;
         return Err(COMPLETE.conflict(c.task_id, c.attempt, Some(c.agent_id), current));
     };
     let task = Task::try_from(row)?;
@@ -111,7 +111,7 @@ pub(super) async fn complete_task(
         .bind(&decision.reason)
         .bind(at)
         .bind(OPEN_ITEM.map(|s| s.as_str()).to_vec())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         if updated.rows_affected() == 1 {
             changes.events.push(decision.event());
@@ -119,14 +119,14 @@ pub(super) async fn complete_task(
     }
 
     let emission = shared::emission(&task, &job, &c.items);
-    let stored = insert_new_items(&mut tx, &emission.items, emission.status, at).await?;
-    let (next, events) = emission.settle(&stored);
-    insert_tasks(&mut tx, &next, at).await?;
-    changes.events.extend(events);
+    let stored = insert_new_items(&mut *conn, &emission.items, emission.status, at).await?;
+    let (next, emitted) = emission.settle(&stored);
+    insert_tasks(&mut *conn, &next, at).await?;
+    changes.events.extend(emitted);
     changes.ready.extend(next.iter().map(|t| t.to_task(at)));
 
-    complete_job_if_done(&mut tx, job.id, at, &mut changes).await?;
-    commit_outcome(tx, Some(task), changes, at).await
+    complete_job_if_done(&mut *conn, job.id, at, &mut changes).await?;
+    outcome(conn, Some(task), changes, events).await
 }
 
 /// Inserts items whose id is not stored yet; returns the ids it stored.
@@ -161,17 +161,20 @@ async fn insert_new_items(
 }
 
 /// See [`crate::store::Store::fail_task`].
-pub(super) async fn fail_task(pool: &PgPool, f: TaskFailure) -> Result<TaskOutcome, StoreError> {
-    let at = shared::now();
-    let mut tx = pool.begin().await?;
-    let job = lock_job_of_task(&mut tx, f.task_id).await?;
+pub(super) async fn fail_task(
+    conn: &mut PgConnection,
+    f: &TaskFailure,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
+) -> Result<TaskOutcome, StoreError> {
+    let job = lock_job_of_task(&mut *conn, f.task_id).await?;
     let row: TaskRow = sqlx::query_as(concat!(
         "SELECT ",
         task_columns!(),
         " FROM tasks WHERE id = $1"
     ))
     .bind(f.task_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
     let before = Task::try_from(row)?;
     FAIL.check(f.task_id, f.attempt, f.agent_id, Some((&before).into()))?;
@@ -202,10 +205,10 @@ pub(super) async fn fail_task(pool: &PgPool, f: TaskFailure) -> Result<TaskOutco
     .bind(retry)
     .bind(at)
     .bind(FAIL.start_states())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut tx, f.task_id).await?;
+        let current = task_state(&mut *conn, f.task_id).await?;
         return Err(FAIL.conflict(f.task_id, f.attempt, f.agent_id, current));
     };
     let task = Task::try_from(row)?;
@@ -239,7 +242,7 @@ pub(super) async fn fail_task(pool: &PgPool, f: TaskFailure) -> Result<TaskOutco
                 .bind(task.failures)
                 .bind(at)
                 .bind(OPEN_ITEM.map(|s| s.as_str()).to_vec())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
                 if updated.rows_affected() == 1 {
                     changes.events.push(shared::item_event(
@@ -252,12 +255,12 @@ pub(super) async fn fail_task(pool: &PgPool, f: TaskFailure) -> Result<TaskOutco
                 }
             }
             match job_reason {
-                Some(reason) => fail_job(&mut tx, job.id, &reason, at, &mut changes).await?,
-                None => complete_job_if_done(&mut tx, job.id, at, &mut changes).await?,
+                Some(reason) => fail_job(&mut *conn, job.id, &reason, at, &mut changes).await?,
+                None => complete_job_if_done(&mut *conn, job.id, at, &mut changes).await?,
             }
         }
     }
-    commit_outcome(tx, Some(task), changes, at).await
+    outcome(conn, Some(task), changes, events).await
 }
 
 /// A queued or running job whose first stage failed for good: `failed`, and

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::{Event, Item, ItemCounts, ItemStatus, NewEvent, NewItem, Task, TaskStatus};
 use crate::store::StoreError;
+use crate::store::group_commit::Stamped;
 use crate::store::shared::{self, EventRow, INSERT_CHUNK, ItemRow, NewTask, TaskRow, task_columns};
 
 /// Key of the transaction-scoped advisory lock that orders event appends.
@@ -26,25 +27,49 @@ pub(super) async fn append_events(
     events: &[NewEvent],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
     // The HTTP request this transaction runs for, if any (see `events::request_id`).
     let request_id = crate::events::request_id::current();
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| (e, at, request_id.as_deref()))
+        .collect();
+    insert_events(conn, &rows).await
+}
+
+/// Appends the events of a group commit (see `store::group_commit`), each
+/// op's with its own time and request id, as the last step of its transaction.
+pub(super) async fn append_stamped(
+    conn: &mut PgConnection,
+    groups: &[Stamped],
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = groups
+        .iter()
+        .flat_map(|g| g.events.iter().map(|e| (e, g.at, g.request_id.as_deref())))
+        .collect();
+    insert_events(conn, &rows).await
+}
+
+async fn insert_events(
+    conn: &mut PgConnection,
+    rows: &[(&NewEvent, DateTime<Utc>, Option<&str>)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(EVENT_APPEND_LOCK)
         .execute(&mut *conn)
         .await?;
-    for chunk in events.chunks(INSERT_CHUNK) {
+    for chunk in rows.chunks(INSERT_CHUNK) {
         let mut qb = QueryBuilder::<Postgres>::new(
             "INSERT INTO events (job_id, type, payload, created_at, request_id) ",
         );
-        qb.push_values(chunk, |mut row, e| {
+        qb.push_values(chunk, |mut row, (e, at, request_id)| {
             row.push_bind(e.job_id)
                 .push_bind(e.kind.as_str())
                 .push_bind(&e.payload)
-                .push_bind(at)
-                .push_bind(request_id.clone());
+                .push_bind(*at)
+                .push_bind(*request_id);
         });
         qb.build().execute(&mut *conn).await?;
     }

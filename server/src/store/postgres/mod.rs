@@ -15,6 +15,7 @@
 //! completions of one job's tasks.
 
 mod agents;
+mod batch;
 mod events;
 mod finish;
 mod items;
@@ -31,7 +32,8 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
-use super::{Backend, SchemaStatus, Store, StoreError, migrate};
+use super::group_commit::{GroupCommit, WriteOp};
+use super::{Backend, Pending, SchemaStatus, Store, StoreError, migrate};
 use crate::domain::{
     AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, CreateJobOutcome, Document,
     Event, Item, ItemCounts, ItemStatus, Job, JobFilter, JobPage, JobStatus, NewItem, NewJob, Task,
@@ -44,6 +46,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Bumped after writes; see [`Store::commits`].
     commits: tokio::sync::watch::Sender<u64>,
+    /// The hot path's task transitions; see [`super::group_commit`].
+    writer: GroupCommit,
 }
 
 impl PgStore {
@@ -63,9 +67,15 @@ impl PgStore {
             pool.close().await;
             return Err(err);
         }
+        let commits = tokio::sync::watch::Sender::new(0);
+        let writer = GroupCommit::start(std::sync::Arc::new(batch::Batch {
+            pool: pool.clone(),
+            commits: commits.clone(),
+        }));
         Ok(PgStore {
             pool,
-            commits: tokio::sync::watch::Sender::new(0),
+            commits,
+            writer,
         })
     }
 
@@ -238,79 +248,79 @@ impl Store for PgStore {
         tasks::open_tasks(&self.pool).await
     }
 
-    async fn assign_task(
+    fn assign_task(
         &self,
         task_id: Uuid,
         expected_attempt: i32,
         agent_id: Uuid,
         accept_by: DateTime<Utc>,
-    ) -> Result<TaskOutcome, StoreError> {
-        let result =
-            tasks::assign_task(&self.pool, task_id, expected_attempt, agent_id, accept_by).await;
-        self.bump();
-        result
+    ) -> Pending<TaskOutcome> {
+        self.writer.outcome(WriteOp::Assign {
+            task_id,
+            expected_attempt,
+            agent_id,
+            accept_by,
+        })
     }
 
     async fn task_input(&self, task: &Task) -> Result<serde_json::Value, StoreError> {
         tasks::task_input(&self.pool, task).await
     }
 
-    async fn start_task(
+    fn start_task(
         &self,
         task_id: Uuid,
         attempt: i32,
         agent_id: Uuid,
         lease_until: DateTime<Utc>,
-    ) -> Result<Task, StoreError> {
-        let result = tasks::start_task(&self.pool, task_id, attempt, agent_id, lease_until).await;
-        self.bump();
-        result
+    ) -> Pending<Task> {
+        self.writer.task(WriteOp::Start {
+            task_id,
+            attempt,
+            agent_id,
+            lease_until,
+        })
     }
 
-    async fn extend_lease(
+    fn extend_lease(
         &self,
         task_id: Uuid,
         attempt: i32,
         agent_id: Uuid,
         lease_until: DateTime<Utc>,
         progress: serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let result = tasks::extend_lease(
-            &self.pool,
+    ) -> Pending<()> {
+        self.writer.done(WriteOp::ExtendLease {
             task_id,
             attempt,
             agent_id,
             lease_until,
             progress,
-        )
-        .await;
-        self.bump();
-        result
+        })
     }
 
-    async fn complete_task(&self, completion: TaskCompletion) -> Result<TaskOutcome, StoreError> {
-        let result = finish::complete_task(&self.pool, completion).await;
-        self.bump();
-        result
+    fn complete_task(&self, completion: TaskCompletion) -> Pending<TaskOutcome> {
+        self.writer.outcome(WriteOp::Complete(completion))
     }
 
-    async fn fail_task(&self, failure: TaskFailure) -> Result<TaskOutcome, StoreError> {
-        let result = finish::fail_task(&self.pool, failure).await;
-        self.bump();
-        result
+    fn fail_task(&self, failure: TaskFailure) -> Pending<TaskOutcome> {
+        self.writer.outcome(WriteOp::Fail(failure))
     }
 
-    async fn requeue_task(
+    fn requeue_task(
         &self,
         task_id: Uuid,
         attempt: i32,
         agent_id: Uuid,
         run_at: DateTime<Utc>,
         reason: String,
-    ) -> Result<Task, StoreError> {
-        let result =
-            tasks::requeue_task(&self.pool, task_id, attempt, agent_id, run_at, reason).await;
-        self.bump();
-        result
+    ) -> Pending<Task> {
+        self.writer.task(WriteOp::Requeue {
+            task_id,
+            attempt,
+            agent_id,
+            run_at,
+            reason,
+        })
     }
 }

@@ -7,10 +7,9 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::finish::commit_outcome;
-use super::items::append_events;
+use super::finish::outcome;
 use super::jobs::get_document;
-use crate::domain::{EventType, ItemStatus, JobStatus, Task, TaskOutcome, TaskStatus};
+use crate::domain::{EventType, ItemStatus, JobStatus, NewEvent, Task, TaskOutcome, TaskStatus};
 use crate::store::StoreError;
 use crate::store::shared::{
     self, ASSIGN, CANCELLABLE_JOB, Changes, PROGRESS, REQUEUE, START, TaskAction, TaskRow,
@@ -53,19 +52,19 @@ pub(super) async fn open_tasks(pool: &PgPool) -> Result<Vec<Task>, StoreError> {
 /// cannot go back to queued, and a cancel still finds the task row locked
 /// and waits for it).
 pub(super) async fn assign_task(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     task_id: Uuid,
     expected_attempt: i32,
     agent_id: Uuid,
     accept_by: DateTime<Utc>,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<TaskOutcome, StoreError> {
-    let at = shared::now();
-    let mut tx = pool.begin().await?;
     let head: Option<(Uuid, String)> = sqlx::query_as(
         "SELECT t.job_id, j.status FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = $1",
     )
     .bind(task_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some((job_id, job_status)) = head else {
         return Err(StoreError::NotFound("task"));
@@ -82,7 +81,7 @@ pub(super) async fn assign_task(
     if job_status == JobStatus::Queued {
         sqlx::query("SELECT 1 FROM jobs WHERE id = $1 FOR NO KEY UPDATE")
             .bind(job_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
     let row: Option<TaskRow> = sqlx::query_as(concat!(
@@ -98,10 +97,10 @@ pub(super) async fn assign_task(
     .bind(accept_by)
     .bind(at)
     .bind(ASSIGN.start_states())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut tx, task_id).await?;
+        let current = task_state(&mut *conn, task_id).await?;
         return Err(ASSIGN.conflict(task_id, expected_attempt, None, current));
     };
     let task = Task::try_from(row)?;
@@ -122,7 +121,7 @@ pub(super) async fn assign_task(
         .bind(JobStatus::Running.as_str())
         .bind(at)
         .bind(JobStatus::Queued.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         if started.rows_affected() == 1 {
             changes.events.push(shared::job_status_event(
@@ -134,7 +133,7 @@ pub(super) async fn assign_task(
             changes.job_changed(job_id);
         }
     }
-    commit_outcome(tx, Some(task), changes, at).await
+    outcome(conn, Some(task), changes, events).await
 }
 
 /// See [`crate::store::Store::task_input`].
@@ -175,16 +174,16 @@ pub(super) async fn task_input(
 
 /// See [`crate::store::Store::start_task`].
 pub(super) async fn start_task(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     task_id: Uuid,
     attempt: i32,
     agent_id: Uuid,
     lease_until: DateTime<Utc>,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<Task, StoreError> {
-    let at = shared::now();
-    let mut tx = pool.begin().await?;
     let task = update_held(
-        &mut tx,
+        &mut *conn,
         START,
         (task_id, attempt, agent_id),
         lease_until,
@@ -197,47 +196,43 @@ pub(super) async fn start_task(
             .bind(ItemStatus::Validating.as_str())
             .bind(at)
             .bind(ItemStatus::Pending.as_str())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
-    let events = [shared::task_event(
+    events.extend([shared::task_event(
         EventType::TaskStarted,
         &task,
         Some(agent_id),
         json!({ "lease_until": lease_until }),
-    )];
-    append_events(&mut tx, &events, at).await?;
-    tx.commit().await?;
+    )]);
     Ok(task)
 }
 
 /// See [`crate::store::Store::extend_lease`].
 pub(super) async fn extend_lease(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     task_id: Uuid,
     attempt: i32,
     agent_id: Uuid,
     lease_until: DateTime<Utc>,
     progress: serde_json::Value,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<(), StoreError> {
-    let at = shared::now();
-    let mut tx = pool.begin().await?;
     let task = update_held(
-        &mut tx,
+        &mut *conn,
         PROGRESS,
         (task_id, attempt, agent_id),
         lease_until,
         at,
     )
     .await?;
-    let events = [shared::task_event(
+    events.extend([shared::task_event(
         EventType::TaskProgress,
         &task,
         Some(agent_id),
         json!({ "lease_until": lease_until, "progress": progress }),
-    )];
-    append_events(&mut tx, &events, at).await?;
-    tx.commit().await?;
+    )]);
     Ok(())
 }
 
@@ -275,15 +270,15 @@ async fn update_held(
 
 /// See [`crate::store::Store::requeue_task`].
 pub(super) async fn requeue_task(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     task_id: Uuid,
     attempt: i32,
     agent_id: Uuid,
     run_at: DateTime<Utc>,
     reason: String,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<Task, StoreError> {
-    let at = shared::now();
-    let mut tx = pool.begin().await?;
     let row: Option<TaskRow> = sqlx::query_as(concat!(
         "UPDATE tasks SET status = $4, agent_id = NULL, lease_until = NULL, next_run_at = $5, \
          updated_at = $6, version = version + 1 \
@@ -297,20 +292,18 @@ pub(super) async fn requeue_task(
     .bind(run_at)
     .bind(at)
     .bind(REQUEUE.start_states())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut tx, task_id).await?;
+        let current = task_state(&mut *conn, task_id).await?;
         return Err(REQUEUE.conflict(task_id, attempt, Some(agent_id), current));
     };
     let task = Task::try_from(row)?;
-    let events = [shared::task_event(
+    events.extend([shared::task_event(
         EventType::TaskRequeued,
         &task,
         Some(agent_id),
         json!({ "reason": reason, "next_run_at": run_at }),
-    )];
-    append_events(&mut tx, &events, at).await?;
-    tx.commit().await?;
+    )]);
     Ok(task)
 }

@@ -9,16 +9,16 @@ use std::collections::{HashSet, VecDeque};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use super::items::{append_events, insert_tasks};
+use super::items::insert_tasks;
 use super::jobs::fetch_job;
 use super::tasks::task_state;
-use super::{SqliteStore, ts};
+use super::ts;
 use crate::domain::{
-    EventType, ItemStatus, JobStatus, NewItem, Task, TaskCompletion, TaskFailure, TaskOutcome,
-    TaskStatus,
+    EventType, ItemStatus, JobStatus, NewEvent, NewItem, Task, TaskCompletion, TaskFailure,
+    TaskOutcome, TaskStatus,
 };
 use crate::store::StoreError;
 use crate::store::shared::{
@@ -26,23 +26,23 @@ use crate::store::shared::{
     NewTask, OPEN_ITEM, Release, TaskRow, task_columns,
 };
 
-/// Reads the changed jobs, appends the events and commits.
-pub(super) async fn commit_outcome(
-    mut tx: Transaction<'static, Sqlite>,
+/// Reads the changed jobs and hands the events to the group commit that
+/// appends them (see `store::group_commit`).
+pub(super) async fn outcome(
+    conn: &mut SqliteConnection,
     task: Option<Task>,
     changes: Changes,
-    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<TaskOutcome, StoreError> {
     let mut jobs = Vec::with_capacity(changes.jobs.len());
     for id in &changes.jobs {
         jobs.push(
-            fetch_job(&mut tx, *id)
+            fetch_job(&mut *conn, *id)
                 .await?
                 .ok_or(StoreError::NotFound("job"))?,
         );
     }
-    append_events(&mut tx, &changes.events, at).await?;
-    tx.commit().await?;
+    events.extend(changes.events);
     Ok(TaskOutcome {
         task,
         ready: changes.ready,
@@ -64,12 +64,12 @@ async fn job_of_task(conn: &mut SqliteConnection, task_id: Uuid) -> Result<JobHe
 
 /// See [`crate::store::Store::complete_task`].
 pub(super) async fn complete_task(
-    store: &SqliteStore,
-    c: TaskCompletion,
+    conn: &mut SqliteConnection,
+    c: &TaskCompletion,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<TaskOutcome, StoreError> {
-    let at = shared::now();
-    let mut tx = store.begin().await?;
-    let job = job_of_task(&mut tx, c.task_id).await?;
+    let job = job_of_task(&mut *conn, c.task_id).await?;
     let row: Option<TaskRow> = sqlx::query_as(concat!(
         "UPDATE tasks SET status = $4, output = $5, usage = $6, lease_until = NULL, \
          updated_at = $7, version = version + 1 \
@@ -85,10 +85,10 @@ pub(super) async fn complete_task(
     .bind(json!(c.usage))
     .bind(ts(at))
     .bind(Json(COMPLETE.start_states()))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut tx, c.task_id).await?;
+        let current = task_state(&mut *conn, c.task_id).await?;
         return Err(COMPLETE.conflict(c.task_id, c.attempt, Some(c.agent_id), current));
     };
     let task = Task::try_from(row)?;
@@ -105,7 +105,7 @@ pub(super) async fn complete_task(
         .bind(&decision.reason)
         .bind(ts(at))
         .bind(Json(OPEN_ITEM.map(|s| s.as_str())))
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         if updated.rows_affected() == 1 {
             changes.events.push(decision.event());
@@ -113,14 +113,14 @@ pub(super) async fn complete_task(
     }
 
     let emission = shared::emission(&task, &job, &c.items);
-    let stored = insert_new_items(&mut tx, &emission.items, emission.status, at).await?;
-    let (next, events) = emission.settle(&stored);
-    insert_tasks(&mut tx, &next, at).await?;
-    changes.events.extend(events);
+    let stored = insert_new_items(&mut *conn, &emission.items, emission.status, at).await?;
+    let (next, emitted) = emission.settle(&stored);
+    insert_tasks(&mut *conn, &next, at).await?;
+    changes.events.extend(emitted);
     changes.ready.extend(next.iter().map(|t| t.to_task(at)));
 
-    complete_job_if_done(&mut tx, job.id, at, &mut changes).await?;
-    commit_outcome(tx, Some(task), changes, at).await
+    complete_job_if_done(&mut *conn, job.id, at, &mut changes).await?;
+    outcome(conn, Some(task), changes, events).await
 }
 
 /// Inserts items whose id is not stored yet; returns the ids it stored.
@@ -156,19 +156,19 @@ async fn insert_new_items(
 
 /// See [`crate::store::Store::fail_task`].
 pub(super) async fn fail_task(
-    store: &SqliteStore,
-    f: TaskFailure,
+    conn: &mut SqliteConnection,
+    f: &TaskFailure,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<TaskOutcome, StoreError> {
-    let at = shared::now();
-    let mut tx = store.begin().await?;
-    let job = job_of_task(&mut tx, f.task_id).await?;
+    let job = job_of_task(&mut *conn, f.task_id).await?;
     let row: TaskRow = sqlx::query_as(concat!(
         "SELECT ",
         task_columns!(),
         " FROM tasks WHERE id = $1"
     ))
     .bind(f.task_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
     let before = Task::try_from(row)?;
     FAIL.check(f.task_id, f.attempt, f.agent_id, Some((&before).into()))?;
@@ -199,10 +199,10 @@ pub(super) async fn fail_task(
     .bind(retry)
     .bind(ts(at))
     .bind(Json(FAIL.start_states()))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut tx, f.task_id).await?;
+        let current = task_state(&mut *conn, f.task_id).await?;
         return Err(FAIL.conflict(f.task_id, f.attempt, f.agent_id, current));
     };
     let task = Task::try_from(row)?;
@@ -236,7 +236,7 @@ pub(super) async fn fail_task(
                 .bind(task.failures)
                 .bind(ts(at))
                 .bind(Json(OPEN_ITEM.map(|s| s.as_str())))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
                 if updated.rows_affected() == 1 {
                     changes.events.push(shared::item_event(
@@ -249,12 +249,12 @@ pub(super) async fn fail_task(
                 }
             }
             match job_reason {
-                Some(reason) => fail_job(&mut tx, job.id, &reason, at, &mut changes).await?,
-                None => complete_job_if_done(&mut tx, job.id, at, &mut changes).await?,
+                Some(reason) => fail_job(&mut *conn, job.id, &reason, at, &mut changes).await?,
+                None => complete_job_if_done(&mut *conn, job.id, at, &mut changes).await?,
             }
         }
     }
-    commit_outcome(tx, Some(task), changes, at).await
+    outcome(conn, Some(task), changes, events).await
 }
 
 /// A queued or running job whose first stage failed for good: `failed`, and

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{SqliteStore, ts};
 use crate::domain::{Event, Item, ItemCounts, ItemStatus, NewEvent, NewItem, Task, TaskStatus};
 use crate::store::StoreError;
+use crate::store::group_commit::Stamped;
 use crate::store::shared::{self, EventRow, INSERT_CHUNK, ItemRow, NewTask, TaskRow, task_columns};
 
 /// Appends events in order. With a single writer, commit order is seq order,
@@ -17,19 +18,42 @@ pub(super) async fn append_events(
     events: &[NewEvent],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let at = ts(at);
     // The HTTP request this transaction runs for, if any (see `events::request_id`).
     let request_id = crate::events::request_id::current();
-    for chunk in events.chunks(INSERT_CHUNK) {
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| (e, at, request_id.as_deref()))
+        .collect();
+    insert_events(conn, &rows).await
+}
+
+/// Appends the events of a group commit (see `store::group_commit`), each
+/// op's with its own time and request id.
+pub(super) async fn append_stamped(
+    conn: &mut SqliteConnection,
+    groups: &[Stamped],
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = groups
+        .iter()
+        .flat_map(|g| g.events.iter().map(|e| (e, g.at, g.request_id.as_deref())))
+        .collect();
+    insert_events(conn, &rows).await
+}
+
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    rows: &[(&NewEvent, DateTime<Utc>, Option<&str>)],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (job_id, type, payload, created_at, request_id) ",
         );
-        qb.push_values(chunk, |mut row, e| {
+        qb.push_values(chunk, |mut row, (e, at, request_id)| {
             row.push_bind(e.job_id)
                 .push_bind(e.kind.as_str())
                 .push_bind(&e.payload)
-                .push_bind(at.clone())
-                .push_bind(request_id.clone());
+                .push_bind(ts(*at))
+                .push_bind(*request_id);
         });
         qb.build().execute(&mut *conn).await?;
     }

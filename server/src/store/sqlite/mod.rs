@@ -16,6 +16,7 @@
 //! order is time order, and values round-trip exactly.
 
 mod agents;
+mod batch;
 mod events;
 mod finish;
 mod items;
@@ -33,7 +34,8 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
-use super::{Backend, SchemaStatus, Store, StoreError, migrate};
+use super::group_commit::{GroupCommit, WriteOp};
+use super::{Backend, Pending, SchemaStatus, Store, StoreError, migrate};
 use crate::domain::{
     AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, CreateJobOutcome, Document,
     Event, Item, ItemCounts, ItemStatus, Job, JobFilter, JobPage, JobStatus, NewItem, NewJob, Task,
@@ -52,6 +54,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// Bumped after writes; see [`Store::commits`].
     commits: tokio::sync::watch::Sender<u64>,
+    /// The hot path's task transitions; see [`super::group_commit`].
+    writer: GroupCommit,
 }
 
 /// A timestamp as stored: `YYYY-MM-DDTHH:MM:SS.ffffffZ`, fixed width, so text
@@ -105,11 +109,7 @@ impl SqliteStore {
                 .connect_with(base)
                 .await?;
             migrate::run_sqlite(&pool).await?;
-            return Ok(SqliteStore {
-                write: pool.clone(),
-                read: pool,
-                commits: tokio::sync::watch::Sender::new(0),
-            });
+            return Ok(SqliteStore::new(pool.clone(), pool));
         }
 
         let write = SqlitePoolOptions::new()
@@ -126,11 +126,21 @@ impl SqliteStore {
             .max_connections(read_connections.max(1))
             .connect_with(base.pragma("query_only", "ON"))
             .await?;
-        Ok(SqliteStore {
+        Ok(SqliteStore::new(write, read))
+    }
+
+    fn new(write: SqlitePool, read: SqlitePool) -> SqliteStore {
+        let commits = tokio::sync::watch::Sender::new(0);
+        let writer = GroupCommit::start(std::sync::Arc::new(batch::Batch {
+            write: write.clone(),
+            commits: commits.clone(),
+        }));
+        SqliteStore {
             write,
             read,
-            commits: tokio::sync::watch::Sender::new(0),
-        })
+            commits,
+            writer,
+        }
     }
 
     fn bump(&self) {
@@ -302,71 +312,80 @@ impl Store for SqliteStore {
         tasks::open_tasks(&self.read).await
     }
 
-    async fn assign_task(
+    fn assign_task(
         &self,
         task_id: Uuid,
         expected_attempt: i32,
         agent_id: Uuid,
         accept_by: DateTime<Utc>,
-    ) -> Result<TaskOutcome, StoreError> {
-        let result = tasks::assign_task(self, task_id, expected_attempt, agent_id, accept_by).await;
-        self.bump();
-        result
+    ) -> Pending<TaskOutcome> {
+        self.writer.outcome(WriteOp::Assign {
+            task_id,
+            expected_attempt,
+            agent_id,
+            accept_by,
+        })
     }
 
     async fn task_input(&self, task: &Task) -> Result<serde_json::Value, StoreError> {
         tasks::task_input(&self.read, task).await
     }
 
-    async fn start_task(
+    fn start_task(
         &self,
         task_id: Uuid,
         attempt: i32,
         agent_id: Uuid,
         lease_until: DateTime<Utc>,
-    ) -> Result<Task, StoreError> {
-        let result = tasks::start_task(self, task_id, attempt, agent_id, lease_until).await;
-        self.bump();
-        result
+    ) -> Pending<Task> {
+        self.writer.task(WriteOp::Start {
+            task_id,
+            attempt,
+            agent_id,
+            lease_until,
+        })
     }
 
-    async fn extend_lease(
+    fn extend_lease(
         &self,
         task_id: Uuid,
         attempt: i32,
         agent_id: Uuid,
         lease_until: DateTime<Utc>,
         progress: serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let result =
-            tasks::extend_lease(self, task_id, attempt, agent_id, lease_until, progress).await;
-        self.bump();
-        result
+    ) -> Pending<()> {
+        self.writer.done(WriteOp::ExtendLease {
+            task_id,
+            attempt,
+            agent_id,
+            lease_until,
+            progress,
+        })
     }
 
-    async fn complete_task(&self, completion: TaskCompletion) -> Result<TaskOutcome, StoreError> {
-        let result = finish::complete_task(self, completion).await;
-        self.bump();
-        result
+    fn complete_task(&self, completion: TaskCompletion) -> Pending<TaskOutcome> {
+        self.writer.outcome(WriteOp::Complete(completion))
     }
 
-    async fn fail_task(&self, failure: TaskFailure) -> Result<TaskOutcome, StoreError> {
-        let result = finish::fail_task(self, failure).await;
-        self.bump();
-        result
+    fn fail_task(&self, failure: TaskFailure) -> Pending<TaskOutcome> {
+        self.writer.outcome(WriteOp::Fail(failure))
     }
 
-    async fn requeue_task(
+    fn requeue_task(
         &self,
         task_id: Uuid,
         attempt: i32,
         agent_id: Uuid,
         run_at: DateTime<Utc>,
         reason: String,
-    ) -> Result<Task, StoreError> {
-        let result = tasks::requeue_task(self, task_id, attempt, agent_id, run_at, reason).await;
-        self.bump();
-        result
+    ) -> Pending<Task> {
+        self.writer.task(WriteOp::Requeue {
+            task_id,
+            attempt,
+            agent_id,
+            run_at,
+            reason,
+        })
     }
 }
 

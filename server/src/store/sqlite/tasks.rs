@@ -11,11 +11,10 @@ use sqlx::types::Json;
 use sqlx::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
-use super::finish::commit_outcome;
-use super::items::append_events;
+use super::finish::outcome;
 use super::jobs::get_document;
-use super::{SqliteStore, ts};
-use crate::domain::{EventType, ItemStatus, JobStatus, Task, TaskOutcome, TaskStatus};
+use super::ts;
+use crate::domain::{EventType, ItemStatus, JobStatus, NewEvent, Task, TaskOutcome, TaskStatus};
 use crate::store::StoreError;
 use crate::store::shared::{
     self, ACTIVE_TASK, ASSIGN, CANCELLABLE_JOB, Changes, PROGRESS, REQUEUE, START, TaskAction,
@@ -54,19 +53,19 @@ pub(super) async fn open_tasks(pool: &SqlitePool) -> Result<Vec<Task>, StoreErro
 
 /// See [`crate::store::Store::assign_task`].
 pub(super) async fn assign_task(
-    store: &SqliteStore,
+    conn: &mut SqliteConnection,
     task_id: Uuid,
     expected_attempt: i32,
     agent_id: Uuid,
     accept_by: DateTime<Utc>,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<TaskOutcome, StoreError> {
-    let at = shared::now();
-    let mut tx = store.begin().await?;
     let head: Option<(Uuid, String)> = sqlx::query_as(
         "SELECT t.job_id, j.status FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = $1",
     )
     .bind(task_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some((job_id, job_status)) = head else {
         return Err(StoreError::NotFound("task"));
@@ -93,10 +92,10 @@ pub(super) async fn assign_task(
     .bind(ts(accept_by))
     .bind(ts(at))
     .bind(Json(ASSIGN.start_states()))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut tx, task_id).await?;
+        let current = task_state(&mut *conn, task_id).await?;
         return Err(ASSIGN.conflict(task_id, expected_attempt, None, current));
     };
     let task = Task::try_from(row)?;
@@ -116,7 +115,7 @@ pub(super) async fn assign_task(
     .bind(JobStatus::Running.as_str())
     .bind(ts(at))
     .bind(JobStatus::Queued.as_str())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     if started.rows_affected() == 1 {
         changes.events.push(shared::job_status_event(
@@ -127,7 +126,7 @@ pub(super) async fn assign_task(
         ));
         changes.job_changed(job_id);
     }
-    commit_outcome(tx, Some(task), changes, at).await
+    outcome(conn, Some(task), changes, events).await
 }
 
 /// See [`crate::store::Store::task_input`].
@@ -168,16 +167,16 @@ pub(super) async fn task_input(
 
 /// See [`crate::store::Store::start_task`].
 pub(super) async fn start_task(
-    store: &SqliteStore,
+    conn: &mut SqliteConnection,
     task_id: Uuid,
     attempt: i32,
     agent_id: Uuid,
     lease_until: DateTime<Utc>,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<Task, StoreError> {
-    let at = shared::now();
-    let mut tx = store.begin().await?;
     let task = update_held(
-        &mut tx,
+        &mut *conn,
         START,
         (task_id, attempt, agent_id),
         lease_until,
@@ -190,47 +189,43 @@ pub(super) async fn start_task(
             .bind(ItemStatus::Validating.as_str())
             .bind(ts(at))
             .bind(ItemStatus::Pending.as_str())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
-    let events = [shared::task_event(
+    events.extend([shared::task_event(
         EventType::TaskStarted,
         &task,
         Some(agent_id),
         json!({ "lease_until": lease_until }),
-    )];
-    append_events(&mut tx, &events, at).await?;
-    tx.commit().await?;
+    )]);
     Ok(task)
 }
 
 /// See [`crate::store::Store::extend_lease`].
 pub(super) async fn extend_lease(
-    store: &SqliteStore,
+    conn: &mut SqliteConnection,
     task_id: Uuid,
     attempt: i32,
     agent_id: Uuid,
     lease_until: DateTime<Utc>,
     progress: serde_json::Value,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<(), StoreError> {
-    let at = shared::now();
-    let mut tx = store.begin().await?;
     let task = update_held(
-        &mut tx,
+        &mut *conn,
         PROGRESS,
         (task_id, attempt, agent_id),
         lease_until,
         at,
     )
     .await?;
-    let events = [shared::task_event(
+    events.extend([shared::task_event(
         EventType::TaskProgress,
         &task,
         Some(agent_id),
         json!({ "lease_until": lease_until, "progress": progress }),
-    )];
-    append_events(&mut tx, &events, at).await?;
-    tx.commit().await?;
+    )]);
     Ok(())
 }
 
@@ -269,15 +264,15 @@ async fn update_held(
 
 /// See [`crate::store::Store::requeue_task`].
 pub(super) async fn requeue_task(
-    store: &SqliteStore,
+    conn: &mut SqliteConnection,
     task_id: Uuid,
     attempt: i32,
     agent_id: Uuid,
     run_at: DateTime<Utc>,
     reason: String,
+    at: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
 ) -> Result<Task, StoreError> {
-    let at = shared::now();
-    let mut tx = store.begin().await?;
     let row: Option<TaskRow> = sqlx::query_as(concat!(
         "UPDATE tasks SET status = $4, agent_id = NULL, lease_until = NULL, next_run_at = $5, \
          updated_at = $6, version = version + 1 WHERE id = $1 AND attempt = $2 \
@@ -291,20 +286,18 @@ pub(super) async fn requeue_task(
     .bind(ts(run_at))
     .bind(ts(at))
     .bind(Json(REQUEUE.start_states()))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut tx, task_id).await?;
+        let current = task_state(&mut *conn, task_id).await?;
         return Err(REQUEUE.conflict(task_id, attempt, Some(agent_id), current));
     };
     let task = Task::try_from(row)?;
-    let events = [shared::task_event(
+    events.extend([shared::task_event(
         EventType::TaskRequeued,
         &task,
         Some(agent_id),
         json!({ "reason": reason, "next_run_at": run_at }),
-    )];
-    append_events(&mut tx, &events, at).await?;
-    tx.commit().await?;
+    )]);
     Ok(task)
 }

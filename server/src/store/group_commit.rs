@@ -1,0 +1,291 @@
+//! Group commit: the hot path's task transitions, many per transaction.
+//!
+//! Every task costs the store an assignment, an accept and a completion. As
+//! one transaction each, the hub would pay a commit (an fsync) per
+//! transition, and commits serialise: SQLite has one writer, and Postgres
+//! appends events under one advisory lock held until commit. Throughput would
+//! be capped at roughly one transition per fsync, whatever the CPU.
+//!
+//! So these transitions ([`WriteOp`]) go through one writer task per store.
+//! Callers put an op on its channel and get a [`Pending`] future for the
+//! result. The writer takes everything that is queued (up to [`MAX_BATCH`]),
+//! applies the ops in order inside one transaction, appends all their events
+//! with one multi-row insert, commits, and only then answers each caller:
+//! nothing is acknowledged before it is durable. There is no timer: while
+//! one batch commits, the next one collects, so an idle hub commits a lone op
+//! at once and a busy one amortises each commit over hundreds of ops.
+//!
+//! Ops are applied in the order they were queued. A session queues its
+//! agent's `accept` before its `complete`, so it can pipeline them without
+//! waiting for each commit and still have them applied in order.
+//!
+//! Failure isolation without savepoints: every op checks its conditions
+//! (`Conflict`, `NotFound`) before it writes anything, so an op refused that
+//! way leaves the transaction as it was and the batch goes on. Any other
+//! error (a database error, corrupt data) aborts the batch: it is rolled
+//! back and each of its ops is applied again in a transaction of its own, so
+//! only the op at fault fails.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::{NewEvent, Task, TaskCompletion, TaskFailure, TaskOutcome};
+
+/// Most ops in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+/// Ops waiting for the writer before callers wait to queue more.
+const QUEUE_CAPACITY: usize = 16 * 1024;
+
+/// A task transition that goes through the group-commit writer. Each is
+/// documented on the [`super::Store`] method that queues it.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Assign {
+        task_id: Uuid,
+        expected_attempt: i32,
+        agent_id: Uuid,
+        accept_by: DateTime<Utc>,
+    },
+    Start {
+        task_id: Uuid,
+        attempt: i32,
+        agent_id: Uuid,
+        lease_until: DateTime<Utc>,
+    },
+    ExtendLease {
+        task_id: Uuid,
+        attempt: i32,
+        agent_id: Uuid,
+        lease_until: DateTime<Utc>,
+        progress: serde_json::Value,
+    },
+    Complete(TaskCompletion),
+    Fail(TaskFailure),
+    Requeue {
+        task_id: Uuid,
+        attempt: i32,
+        agent_id: Uuid,
+        run_at: DateTime<Utc>,
+        reason: String,
+    },
+}
+
+/// What an applied op returns.
+#[derive(Debug)]
+pub enum Applied {
+    Outcome(TaskOutcome),
+    Task(Task),
+    Done,
+}
+
+/// The events one op appended, with the time and request id they carry.
+pub struct Stamped {
+    pub at: DateTime<Utc>,
+    pub request_id: Option<String>,
+    pub events: Vec<NewEvent>,
+}
+
+/// A backend's side of group commit.
+#[async_trait]
+pub trait ApplyBatch: Send + Sync + 'static {
+    /// Applies `ops` in order in one transaction and commits it. `Ok` holds
+    /// one result per op once the transaction is durable (an op refused with
+    /// `Conflict`/`NotFound` changed nothing); `Err` means the transaction
+    /// as a whole failed and nothing of it is stored.
+    async fn apply_batch(
+        &self,
+        ops: &[(WriteOp, Option<String>)],
+    ) -> Result<Vec<Result<Applied, StoreError>>, StoreError>;
+
+    /// Called after every commit (wakes the event pump and webhook tailer).
+    fn committed(&self);
+}
+
+/// Whether an op's error left the transaction untouched (see the module docs).
+pub fn is_refusal(error: &StoreError) -> bool {
+    matches!(error, StoreError::Conflict { .. } | StoreError::NotFound(_))
+}
+
+/// Where a caller waits for its op's result.
+enum Reply {
+    Outcome(oneshot::Sender<Result<TaskOutcome, StoreError>>),
+    Task(oneshot::Sender<Result<Task, StoreError>>),
+    Done(oneshot::Sender<Result<(), StoreError>>),
+}
+
+impl Reply {
+    fn send(self, result: Result<Applied, StoreError>) {
+        fn mismatch() -> StoreError {
+            StoreError::Corrupt("the store answered an op with the wrong kind of result".into())
+        }
+        // A caller that stopped waiting (its session closed) is fine to miss.
+        match self {
+            Reply::Outcome(tx) => {
+                let _ = tx.send(result.and_then(|a| match a {
+                    Applied::Outcome(o) => Ok(o),
+                    _ => Err(mismatch()),
+                }));
+            }
+            Reply::Task(tx) => {
+                let _ = tx.send(result.and_then(|a| match a {
+                    Applied::Task(t) => Ok(t),
+                    _ => Err(mismatch()),
+                }));
+            }
+            Reply::Done(tx) => {
+                let _ = tx.send(result.and_then(|a| match a {
+                    Applied::Done => Ok(()),
+                    _ => Err(mismatch()),
+                }));
+            }
+        }
+    }
+}
+
+/// One queued op.
+struct Queued {
+    op: WriteOp,
+    request_id: Option<String>,
+    reply: Reply,
+}
+
+/// The result of a queued op: resolves once its batch has committed.
+#[must_use = "a queued op is applied either way; await it to learn its result"]
+pub struct Pending<T> {
+    rx: Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>,
+}
+
+impl<T> Pending<T> {
+    /// A result known without queueing anything.
+    pub fn ready(result: Result<T, StoreError>) -> Pending<T> {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(result);
+        Pending { rx: Ok(rx) }
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match &mut this.rx {
+            Ok(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| Err(closed()))),
+            Err(e) => Poll::Ready(Err(std::mem::replace(e, closed()))),
+        }
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Database(sqlx::Error::PoolClosed)
+}
+
+/// The handle the store keeps: queues ops for its writer task.
+#[derive(Debug, Clone)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Queued>,
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued").field("op", &self.op).finish()
+    }
+}
+
+impl GroupCommit {
+    /// Starts the writer task for `backend`. It runs until every handle is
+    /// dropped, finishing what was queued.
+    pub fn start(backend: Arc<dyn ApplyBatch>) -> GroupCommit {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(writer(backend, rx));
+        GroupCommit { tx }
+    }
+
+    fn queue<T>(
+        &self,
+        op: WriteOp,
+        reply: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Reply,
+    ) -> Pending<T> {
+        let (tx, rx) = oneshot::channel();
+        let queued = Queued {
+            op,
+            request_id: crate::events::request_id::current(),
+            reply: reply(tx),
+        };
+        // `try_send` keeps the caller's order without an await; a full queue
+        // (16k ops behind a stalled database) is refused rather than growing.
+        let rx = match self.tx.try_send(queued) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(StoreError::Database(sqlx::Error::PoolTimedOut))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(closed()),
+        };
+        Pending { rx }
+    }
+
+    /// Queues an op whose result is a [`TaskOutcome`].
+    pub fn outcome(&self, op: WriteOp) -> Pending<TaskOutcome> {
+        self.queue(op, Reply::Outcome)
+    }
+
+    /// Queues an op whose result is a [`Task`].
+    pub fn task(&self, op: WriteOp) -> Pending<Task> {
+        self.queue(op, Reply::Task)
+    }
+
+    /// Queues an op without a result.
+    pub fn done(&self, op: WriteOp) -> Pending<()> {
+        self.queue(op, Reply::Done)
+    }
+}
+
+async fn writer(backend: Arc<dyn ApplyBatch>, mut rx: mpsc::Receiver<Queued>) {
+    let mut queued: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        let (ops, replies): (Vec<_>, Vec<_>) = queued
+            .drain(..)
+            .map(|q| ((q.op, q.request_id), q.reply))
+            .unzip();
+        metrics::histogram!("switchyard_store_batch_ops").record(ops.len() as f64);
+        match backend.apply_batch(&ops).await {
+            Ok(results) => {
+                backend.committed();
+                for (reply, result) in replies.into_iter().zip(results) {
+                    reply.send(result);
+                }
+            }
+            Err(error) if ops.len() == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    reply.send(Err(error));
+                }
+            }
+            Err(error) => {
+                // Find the op at fault: each one again, on its own.
+                tracing::warn!(ops = ops.len(), %error, "a group commit failed; applying its ops one by one");
+                metrics::counter!("switchyard_store_batch_retries_total").increment(1);
+                for (op, reply) in ops.into_iter().zip(replies) {
+                    let result = match backend.apply_batch(std::slice::from_ref(&op)).await {
+                        Ok(mut results) => {
+                            backend.committed();
+                            results.pop().unwrap_or_else(|| Err(closed()))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    reply.send(result);
+                }
+            }
+        }
+    }
+}
