@@ -105,9 +105,7 @@ async fn apply(
         } => {
             extend_lease(
                 conn,
-                *task_id,
-                *attempt,
-                *agent_id,
+                (*task_id, *attempt, *agent_id),
                 *lease_until,
                 progress.clone(),
                 at,
@@ -129,9 +127,7 @@ async fn apply(
         } => Applied::Task(
             requeue_task(
                 conn,
-                *task_id,
-                *attempt,
-                *agent_id,
+                (*task_id, *attempt, *agent_id),
                 *run_at,
                 reason.clone(),
                 at,

@@ -94,8 +94,8 @@ pub(super) async fn complete_task(
     let task = Task::try_from(row)?;
 
     let mut changes = Changes::default();
-    changes.events.push(shared::succeeded_event(&task, &c));
-    if let Some(decision) = shared::input_item_decision(&task, &c) {
+    changes.events.push(shared::succeeded_event(&task, c));
+    if let Some(decision) = shared::input_item_decision(&task, c) {
         let updated = sqlx::query(
             "UPDATE items SET status = $2, rejection_reason = $3, updated_at = $4 \
              WHERE id = $1 AND status IN (SELECT value FROM json_each($5))",
@@ -172,7 +172,7 @@ pub(super) async fn fail_task(
     .await?;
     let before = Task::try_from(row)?;
     FAIL.check(f.task_id, f.attempt, f.agent_id, Some((&before).into()))?;
-    let plan = shared::plan_failure(&before, &f, at, rand::random());
+    let plan = shared::plan_failure(&before, f, at, rand::random());
 
     // Conditional on what the plan was made from: the attempt, its holder,
     // and the failure count.

@@ -204,9 +204,7 @@ pub(super) async fn start_task(
 /// See [`crate::store::Store::extend_lease`].
 pub(super) async fn extend_lease(
     conn: &mut SqliteConnection,
-    task_id: Uuid,
-    attempt: i32,
-    agent_id: Uuid,
+    (task_id, attempt, agent_id): (Uuid, i32, Uuid),
     lease_until: DateTime<Utc>,
     progress: serde_json::Value,
     at: DateTime<Utc>,
@@ -265,9 +263,7 @@ async fn update_held(
 /// See [`crate::store::Store::requeue_task`].
 pub(super) async fn requeue_task(
     conn: &mut SqliteConnection,
-    task_id: Uuid,
-    attempt: i32,
-    agent_id: Uuid,
+    (task_id, attempt, agent_id): (Uuid, i32, Uuid),
     run_at: DateTime<Utc>,
     reason: String,
     at: DateTime<Utc>,
