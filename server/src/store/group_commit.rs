@@ -37,7 +37,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::{NewEvent, Task, TaskCompletion, TaskFailure, TaskOutcome};
+use super::shared::Changes;
+use crate::domain::{Job, NewEvent, Task, TaskCompletion, TaskFailure, TaskOutcome};
 
 /// Most ops in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -87,11 +88,50 @@ pub enum Applied {
     Done,
 }
 
-/// The events one op appended, with the time and request id they carry.
-pub struct Stamped {
+/// What one op adds to its batch besides its result: the events it appends
+/// (stamped with the op's time and request id) and the jobs whose status it
+/// changed (read once per batch, after the last op, for the outcomes).
+pub struct Applying {
     pub at: DateTime<Utc>,
     pub request_id: Option<String>,
     pub events: Vec<NewEvent>,
+    pub jobs: Vec<Uuid>,
+}
+
+impl Applying {
+    pub fn new(at: DateTime<Utc>, request_id: Option<String>) -> Applying {
+        Applying {
+            at,
+            request_id,
+            events: Vec::new(),
+            jobs: Vec::new(),
+        }
+    }
+
+    /// Takes an op's changes: its events and changed jobs go to the batch,
+    /// the rest is its outcome (`jobs` filled in after the batch's last op).
+    pub(crate) fn outcome(&mut self, task: Option<Task>, changes: Changes) -> TaskOutcome {
+        self.events.extend(changes.events);
+        self.jobs.extend(changes.jobs);
+        TaskOutcome {
+            task,
+            ready: changes.ready,
+            jobs: Vec::new(),
+        }
+    }
+}
+
+/// Gives each op's outcome the jobs it changed, as the batch committed them.
+pub fn fill_jobs(results: &mut [Result<Applied, StoreError>], applying: &[Applying], jobs: &[Job]) {
+    for (result, cx) in results.iter_mut().zip(applying) {
+        if let Ok(Applied::Outcome(outcome)) = result {
+            outcome.jobs = cx
+                .jobs
+                .iter()
+                .filter_map(|id| jobs.iter().find(|j| j.id == *id).cloned())
+                .collect();
+        }
+    }
 }
 
 /// A backend's side of group commit.

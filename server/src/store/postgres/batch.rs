@@ -2,15 +2,14 @@
 //! batch in one transaction, their events appended last in one insert.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::finish::{complete_task, fail_task};
-use super::items::append_stamped;
+use super::items::append_batch;
+use super::jobs::fetch_jobs;
 use super::tasks::{assign_task, extend_lease, requeue_task, start_task};
-use crate::domain::NewEvent;
 use crate::store::StoreError;
-use crate::store::group_commit::{Applied, ApplyBatch, Stamped, WriteOp, is_refusal};
+use crate::store::group_commit::{Applied, ApplyBatch, Applying, WriteOp, fill_jobs, is_refusal};
 use crate::store::shared;
 
 /// The writer's side of the store: its pool and the commit counter.
@@ -27,24 +26,25 @@ impl ApplyBatch for Batch {
     ) -> Result<Vec<Result<Applied, StoreError>>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut results = Vec::with_capacity(ops.len());
-        let mut stamped = Vec::with_capacity(ops.len());
+        let mut applying = Vec::with_capacity(ops.len());
         for (op, request_id) in ops {
-            let at = shared::now();
-            let mut events = Vec::new();
-            match apply(&mut tx, op, at, &mut events).await {
-                Ok(applied) => {
-                    results.push(Ok(applied));
-                    stamped.push(Stamped {
-                        at,
-                        request_id: request_id.clone(),
-                        events,
-                    });
-                }
+            let mut cx = Applying::new(shared::now(), request_id.clone());
+            match apply(&mut tx, op, &mut cx).await {
+                Ok(applied) => results.push(Ok(applied)),
                 Err(refused) if is_refusal(&refused) => results.push(Err(refused)),
                 Err(error) => return Err(error),
             }
+            applying.push(cx);
         }
-        append_stamped(&mut tx, &stamped).await?;
+        let mut changed: Vec<_> = applying
+            .iter()
+            .flat_map(|cx| cx.jobs.iter().copied())
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let jobs = fetch_jobs(&mut tx, &changed).await?;
+        fill_jobs(&mut results, &applying, &jobs);
+        append_batch(&mut tx, &applying).await?;
         tx.commit().await?;
         Ok(results)
     }
@@ -54,12 +54,11 @@ impl ApplyBatch for Batch {
     }
 }
 
-/// One op, at `at`; its events go to `events`.
+/// One op; what it adds to the batch goes to `cx`.
 async fn apply(
     conn: &mut PgConnection,
     op: &WriteOp,
-    at: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
+    cx: &mut Applying,
 ) -> Result<Applied, StoreError> {
     Ok(match op {
         WriteOp::Assign {
@@ -68,34 +67,16 @@ async fn apply(
             agent_id,
             accept_by,
         } => Applied::Outcome(
-            assign_task(
-                conn,
-                *task_id,
-                *expected_attempt,
-                *agent_id,
-                *accept_by,
-                at,
-                events,
-            )
-            .await?,
+            assign_task(conn, *task_id, *expected_attempt, *agent_id, *accept_by, cx).await?,
         ),
         WriteOp::Start {
             task_id,
             attempt,
             agent_id,
             lease_until,
-        } => Applied::Task(
-            start_task(
-                conn,
-                *task_id,
-                *attempt,
-                *agent_id,
-                *lease_until,
-                at,
-                events,
-            )
-            .await?,
-        ),
+        } => {
+            Applied::Task(start_task(conn, *task_id, *attempt, *agent_id, *lease_until, cx).await?)
+        }
         WriteOp::ExtendLease {
             task_id,
             attempt,
@@ -108,16 +89,15 @@ async fn apply(
                 (*task_id, *attempt, *agent_id),
                 *lease_until,
                 progress.clone(),
-                at,
-                events,
+                cx,
             )
             .await?;
             Applied::Done
         }
         WriteOp::Complete(completion) => {
-            Applied::Outcome(complete_task(conn, completion, at, events).await?)
+            Applied::Outcome(complete_task(conn, completion, cx).await?)
         }
-        WriteOp::Fail(failure) => Applied::Outcome(fail_task(conn, failure, at, events).await?),
+        WriteOp::Fail(failure) => Applied::Outcome(fail_task(conn, failure, cx).await?),
         WriteOp::Requeue {
             task_id,
             attempt,
@@ -130,8 +110,7 @@ async fn apply(
                 (*task_id, *attempt, *agent_id),
                 *run_at,
                 reason.clone(),
-                at,
-                events,
+                cx,
             )
             .await?,
         ),

@@ -21,41 +21,17 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::items::insert_tasks;
-use super::jobs::fetch_job;
 use super::tasks::task_state;
 use crate::domain::{
-    EventType, ItemStatus, JobStatus, NewEvent, NewItem, Task, TaskCompletion, TaskFailure,
-    TaskOutcome, TaskStatus,
+    EventType, ItemStatus, JobStatus, NewItem, Task, TaskCompletion, TaskFailure, TaskOutcome,
+    TaskStatus,
 };
 use crate::store::StoreError;
+use crate::store::group_commit::Applying;
 use crate::store::shared::{
     self, ACTIVE_TASK, COMPLETE, Changes, FAIL, FINISHABLE_JOB, FailurePlan, INSERT_CHUNK, JobHead,
     NewTask, OPEN_ITEM, Release, TaskRow, task_columns,
 };
-
-/// Reads the changed jobs and hands the events to the group commit that
-/// appends them (see `store::group_commit`).
-pub(super) async fn outcome(
-    conn: &mut PgConnection,
-    task: Option<Task>,
-    changes: Changes,
-    events: &mut Vec<NewEvent>,
-) -> Result<TaskOutcome, StoreError> {
-    let mut jobs = Vec::with_capacity(changes.jobs.len());
-    for id in &changes.jobs {
-        jobs.push(
-            fetch_job(&mut *conn, *id)
-                .await?
-                .ok_or(StoreError::NotFound("job"))?,
-        );
-    }
-    events.extend(changes.events);
-    Ok(TaskOutcome {
-        task,
-        ready: changes.ready,
-        jobs,
-    })
-}
 
 /// Locks the job of a task (see the module docs); `NotFound("task")`.
 async fn lock_job_of_task(conn: &mut PgConnection, task_id: Uuid) -> Result<JobHead, StoreError> {
@@ -73,9 +49,9 @@ async fn lock_job_of_task(conn: &mut PgConnection, task_id: Uuid) -> Result<JobH
 pub(super) async fn complete_task(
     conn: &mut PgConnection,
     c: &TaskCompletion,
-    at: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
+    cx: &mut Applying,
 ) -> Result<TaskOutcome, StoreError> {
+    let at = cx.at;
     let job = lock_job_of_task(&mut *conn, c.task_id).await?;
     let row: Option<TaskRow> = sqlx::query_as(concat!(
         "UPDATE tasks SET status = $4, output = $5, usage = $6, lease_until = NULL, \
@@ -126,7 +102,7 @@ pub(super) async fn complete_task(
     changes.ready.extend(next.iter().map(|t| t.to_task(at)));
 
     complete_job_if_done(&mut *conn, job.id, at, &mut changes).await?;
-    outcome(conn, Some(task), changes, events).await
+    Ok(cx.outcome(Some(task), changes))
 }
 
 /// Inserts items whose id is not stored yet; returns the ids it stored.
@@ -164,9 +140,9 @@ async fn insert_new_items(
 pub(super) async fn fail_task(
     conn: &mut PgConnection,
     f: &TaskFailure,
-    at: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
+    cx: &mut Applying,
 ) -> Result<TaskOutcome, StoreError> {
+    let at = cx.at;
     let job = lock_job_of_task(&mut *conn, f.task_id).await?;
     let row: TaskRow = sqlx::query_as(concat!(
         "SELECT ",
@@ -260,7 +236,7 @@ pub(super) async fn fail_task(
             }
         }
     }
-    outcome(conn, Some(task), changes, events).await
+    Ok(cx.outcome(Some(task), changes))
 }
 
 /// A queued or running job whose first stage failed for good: `failed`, and
@@ -304,24 +280,19 @@ async fn complete_job_if_done(
     at: DateTime<Utc>,
     changes: &mut Changes,
 ) -> Result<(), StoreError> {
-    let open: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 AND status = ANY($2))",
-    )
-    .bind(job_id)
-    .bind(ACTIVE_TASK.map(|s| s.as_str()).to_vec())
-    .fetch_one(&mut *conn)
-    .await?;
-    if open {
-        return Ok(());
-    }
+    // One statement: the job completes only when no task of it is unfinished
+    // (the job row is already locked, so the check sees every completion
+    // that committed before this one).
     let completed = sqlx::query(
         "UPDATE jobs SET status = $2, updated_at = $3, finished_at = $3, version = version + 1 \
-         WHERE id = $1 AND status = ANY($4)",
+         WHERE id = $1 AND status = ANY($4) \
+         AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 AND status = ANY($5))",
     )
     .bind(job_id)
     .bind(JobStatus::Completed.as_str())
     .bind(at)
     .bind(shared::job_status_strs(&FINISHABLE_JOB))
+    .bind(ACTIVE_TASK.map(|s| s.as_str()).to_vec())
     .execute(&mut *conn)
     .await?;
     if completed.rows_affected() == 1 {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::{Event, Item, ItemCounts, ItemStatus, NewEvent, NewItem, Task, TaskStatus};
 use crate::store::StoreError;
-use crate::store::group_commit::Stamped;
+use crate::store::group_commit::Applying;
 use crate::store::shared::{self, EventRow, INSERT_CHUNK, ItemRow, NewTask, TaskRow, task_columns};
 
 /// Key of the transaction-scoped advisory lock that orders event appends.
@@ -38,9 +38,9 @@ pub(super) async fn append_events(
 
 /// Appends the events of a group commit (see `store::group_commit`), each
 /// op's with its own time and request id, as the last step of its transaction.
-pub(super) async fn append_stamped(
+pub(super) async fn append_batch(
     conn: &mut PgConnection,
-    groups: &[Stamped],
+    groups: &[Applying],
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = groups
         .iter()

@@ -211,6 +211,25 @@ pub(super) async fn fetch_job(
     Ok(shared::into_jobs(vec![row], attachments)?.pop())
 }
 
+/// The jobs with these ids (labels and dependencies included), by id.
+pub(super) async fn fetch_jobs(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<Job>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<JobRow> = sqlx::query_as(concat!(
+        job_select!(),
+        " WHERE j.id = ANY($1) ORDER BY j.id"
+    ))
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let attachments = load_attachments(conn, ids).await?;
+    shared::into_jobs(rows, attachments)
+}
+
 /// See [`crate::store::Store::list_jobs`].
 pub(super) async fn list_jobs(pool: &PgPool, filter: &JobFilter) -> Result<JobPage, StoreError> {
     let limit = shared::page_limit(filter.limit);

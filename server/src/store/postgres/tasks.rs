@@ -7,13 +7,12 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::finish::outcome;
-use super::jobs::get_document;
-use crate::domain::{EventType, ItemStatus, JobStatus, NewEvent, Task, TaskOutcome, TaskStatus};
+use crate::domain::{EventType, ItemStatus, JobStatus, Task, TaskOutcome, TaskStatus};
 use crate::store::StoreError;
+use crate::store::group_commit::Applying;
 use crate::store::shared::{
-    self, ASSIGN, CANCELLABLE_JOB, Changes, PROGRESS, REQUEUE, START, TaskAction, TaskRow,
-    TaskState, task_columns,
+    self, ASSIGN, CANCELLABLE_JOB, Changes, PROGRESS, REQUEUE, START, StageZeroRow, TaskAction,
+    TaskRow, TaskState, task_columns,
 };
 
 /// The state of a task for a conflict message, or `None`.
@@ -57,9 +56,9 @@ pub(super) async fn assign_task(
     expected_attempt: i32,
     agent_id: Uuid,
     accept_by: DateTime<Utc>,
-    at: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
+    cx: &mut Applying,
 ) -> Result<TaskOutcome, StoreError> {
+    let at = cx.at;
     let head: Option<(Uuid, String)> = sqlx::query_as(
         "SELECT t.job_id, j.status FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = $1",
     )
@@ -133,7 +132,7 @@ pub(super) async fn assign_task(
             changes.job_changed(job_id);
         }
     }
-    outcome(conn, Some(task), changes, events).await
+    Ok(cx.outcome(Some(task), changes))
 }
 
 /// See [`crate::store::Store::task_input`].
@@ -141,27 +140,42 @@ pub(super) async fn task_input(
     pool: &PgPool,
     task: &Task,
 ) -> Result<serde_json::Value, StoreError> {
-    let job: Option<(String, serde_json::Value)> =
-        sqlx::query_as("SELECT prompt, context FROM jobs WHERE id = $1")
-            .bind(task.job_id)
-            .fetch_optional(pool)
-            .await?;
-    let (prompt, context) = job.ok_or(StoreError::NotFound("job"))?;
+    // One query per assignment: the job's prompt and context with either
+    // its document (stage 0) or the input item (later stages).
     let Some(item_id) = task.item_id else {
-        let document = get_document(pool, task.job_id).await?;
+        let row: Option<StageZeroRow> = sqlx::query_as(
+            "SELECT j.prompt, j.context, d.file_name, d.content_type, d.size, d.sha256, d.bytes \
+             FROM jobs j LEFT JOIN documents d ON d.job_id = j.id WHERE j.id = $1",
+        )
+        .bind(task.job_id)
+        .fetch_optional(pool)
+        .await?;
+        let row = row.ok_or(StoreError::NotFound("job"))?;
+        let document = row.document();
         return Ok(shared::stage_zero_input(
             task.job_id,
-            &prompt,
-            &context,
+            &row.prompt,
+            &row.context,
             document.as_ref(),
         ));
     };
-    let item: Option<(i32, serde_json::Value)> =
-        sqlx::query_as("SELECT stage, data FROM items WHERE id = $1")
-            .bind(item_id)
-            .fetch_optional(pool)
-            .await?;
-    let (stage, data) = item.ok_or(StoreError::NotFound("item"))?;
+    let row: Option<(
+        String,
+        serde_json::Value,
+        Option<i32>,
+        Option<serde_json::Value>,
+    )> = sqlx::query_as(
+        "SELECT j.prompt, j.context, i.stage, i.data \
+             FROM jobs j LEFT JOIN items i ON i.id = $2 WHERE j.id = $1",
+    )
+    .bind(task.job_id)
+    .bind(item_id)
+    .fetch_optional(pool)
+    .await?;
+    let (prompt, context, stage, data) = row.ok_or(StoreError::NotFound("job"))?;
+    let (Some(stage), Some(data)) = (stage, data) else {
+        return Err(StoreError::NotFound("item"));
+    };
     Ok(shared::item_input(
         task.job_id,
         &prompt,
@@ -179,9 +193,9 @@ pub(super) async fn start_task(
     attempt: i32,
     agent_id: Uuid,
     lease_until: DateTime<Utc>,
-    at: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
+    cx: &mut Applying,
 ) -> Result<Task, StoreError> {
+    let at = cx.at;
     let task = update_held(
         &mut *conn,
         START,
@@ -199,7 +213,7 @@ pub(super) async fn start_task(
             .execute(&mut *conn)
             .await?;
     }
-    events.extend([shared::task_event(
+    cx.events.extend([shared::task_event(
         EventType::TaskStarted,
         &task,
         Some(agent_id),
@@ -214,9 +228,9 @@ pub(super) async fn extend_lease(
     (task_id, attempt, agent_id): (Uuid, i32, Uuid),
     lease_until: DateTime<Utc>,
     progress: serde_json::Value,
-    at: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
+    cx: &mut Applying,
 ) -> Result<(), StoreError> {
+    let at = cx.at;
     let task = update_held(
         &mut *conn,
         PROGRESS,
@@ -225,7 +239,7 @@ pub(super) async fn extend_lease(
         at,
     )
     .await?;
-    events.extend([shared::task_event(
+    cx.events.extend([shared::task_event(
         EventType::TaskProgress,
         &task,
         Some(agent_id),
@@ -272,9 +286,9 @@ pub(super) async fn requeue_task(
     (task_id, attempt, agent_id): (Uuid, i32, Uuid),
     run_at: DateTime<Utc>,
     reason: String,
-    at: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
+    cx: &mut Applying,
 ) -> Result<Task, StoreError> {
+    let at = cx.at;
     let row: Option<TaskRow> = sqlx::query_as(concat!(
         "UPDATE tasks SET status = $4, agent_id = NULL, lease_until = NULL, next_run_at = $5, \
          updated_at = $6, version = version + 1 \
@@ -295,7 +309,7 @@ pub(super) async fn requeue_task(
         return Err(REQUEUE.conflict(task_id, attempt, Some(agent_id), current));
     };
     let task = Task::try_from(row)?;
-    events.extend([shared::task_event(
+    cx.events.extend([shared::task_event(
         EventType::TaskRequeued,
         &task,
         Some(agent_id),

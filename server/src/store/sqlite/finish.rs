@@ -13,42 +13,18 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use super::items::insert_tasks;
-use super::jobs::fetch_job;
 use super::tasks::task_state;
 use super::ts;
 use crate::domain::{
-    EventType, ItemStatus, JobStatus, NewEvent, NewItem, Task, TaskCompletion, TaskFailure,
-    TaskOutcome, TaskStatus,
+    EventType, ItemStatus, JobStatus, NewItem, Task, TaskCompletion, TaskFailure, TaskOutcome,
+    TaskStatus,
 };
 use crate::store::StoreError;
+use crate::store::group_commit::Applying;
 use crate::store::shared::{
     self, ACTIVE_TASK, COMPLETE, Changes, FAIL, FINISHABLE_JOB, FailurePlan, INSERT_CHUNK, JobHead,
     NewTask, OPEN_ITEM, Release, TaskRow, task_columns,
 };
-
-/// Reads the changed jobs and hands the events to the group commit that
-/// appends them (see `store::group_commit`).
-pub(super) async fn outcome(
-    conn: &mut SqliteConnection,
-    task: Option<Task>,
-    changes: Changes,
-    events: &mut Vec<NewEvent>,
-) -> Result<TaskOutcome, StoreError> {
-    let mut jobs = Vec::with_capacity(changes.jobs.len());
-    for id in &changes.jobs {
-        jobs.push(
-            fetch_job(&mut *conn, *id)
-                .await?
-                .ok_or(StoreError::NotFound("job"))?,
-        );
-    }
-    events.extend(changes.events);
-    Ok(TaskOutcome {
-        task,
-        ready: changes.ready,
-        jobs,
-    })
-}
 
 /// The job of a task; `NotFound("task")`.
 async fn job_of_task(conn: &mut SqliteConnection, task_id: Uuid) -> Result<JobHead, StoreError> {
@@ -66,9 +42,9 @@ async fn job_of_task(conn: &mut SqliteConnection, task_id: Uuid) -> Result<JobHe
 pub(super) async fn complete_task(
     conn: &mut SqliteConnection,
     c: &TaskCompletion,
-    at: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
+    cx: &mut Applying,
 ) -> Result<TaskOutcome, StoreError> {
+    let at = cx.at;
     let job = job_of_task(&mut *conn, c.task_id).await?;
     let row: Option<TaskRow> = sqlx::query_as(concat!(
         "UPDATE tasks SET status = $4, output = $5, usage = $6, lease_until = NULL, \
@@ -120,7 +96,7 @@ pub(super) async fn complete_task(
     changes.ready.extend(next.iter().map(|t| t.to_task(at)));
 
     complete_job_if_done(&mut *conn, job.id, at, &mut changes).await?;
-    outcome(conn, Some(task), changes, events).await
+    Ok(cx.outcome(Some(task), changes))
 }
 
 /// Inserts items whose id is not stored yet; returns the ids it stored.
@@ -158,9 +134,9 @@ async fn insert_new_items(
 pub(super) async fn fail_task(
     conn: &mut SqliteConnection,
     f: &TaskFailure,
-    at: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
+    cx: &mut Applying,
 ) -> Result<TaskOutcome, StoreError> {
+    let at = cx.at;
     let job = job_of_task(&mut *conn, f.task_id).await?;
     let row: TaskRow = sqlx::query_as(concat!(
         "SELECT ",
@@ -254,7 +230,7 @@ pub(super) async fn fail_task(
             }
         }
     }
-    outcome(conn, Some(task), changes, events).await
+    Ok(cx.outcome(Some(task), changes))
 }
 
 /// A queued or running job whose first stage failed for good: `failed`, and
@@ -298,25 +274,18 @@ async fn complete_job_if_done(
     at: DateTime<Utc>,
     changes: &mut Changes,
 ) -> Result<(), StoreError> {
-    let open: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 \
-         AND status IN (SELECT value FROM json_each($2)))",
-    )
-    .bind(job_id)
-    .bind(Json(ACTIVE_TASK.map(|s| s.as_str())))
-    .fetch_one(&mut *conn)
-    .await?;
-    if open {
-        return Ok(());
-    }
+    // One statement: the job completes only when no task of it is unfinished.
     let completed = sqlx::query(
         "UPDATE jobs SET status = $2, updated_at = $3, finished_at = $3, version = version + 1 \
-         WHERE id = $1 AND status IN (SELECT value FROM json_each($4))",
+         WHERE id = $1 AND status IN (SELECT value FROM json_each($4)) \
+         AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 \
+         AND status IN (SELECT value FROM json_each($5)))",
     )
     .bind(job_id)
     .bind(JobStatus::Completed.as_str())
     .bind(ts(at))
     .bind(Json(shared::job_status_strs(&FINISHABLE_JOB)))
+    .bind(Json(ACTIVE_TASK.map(|s| s.as_str())))
     .execute(&mut *conn)
     .await?;
     if completed.rows_affected() == 1 {

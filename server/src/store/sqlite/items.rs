@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{SqliteStore, ts};
 use crate::domain::{Event, Item, ItemCounts, ItemStatus, NewEvent, NewItem, Task, TaskStatus};
 use crate::store::StoreError;
-use crate::store::group_commit::Stamped;
+use crate::store::group_commit::Applying;
 use crate::store::shared::{self, EventRow, INSERT_CHUNK, ItemRow, NewTask, TaskRow, task_columns};
 
 /// Appends events in order. With a single writer, commit order is seq order,
@@ -29,9 +29,9 @@ pub(super) async fn append_events(
 
 /// Appends the events of a group commit (see `store::group_commit`), each
 /// op's with its own time and request id.
-pub(super) async fn append_stamped(
+pub(super) async fn append_batch(
     conn: &mut SqliteConnection,
-    groups: &[Stamped],
+    groups: &[Applying],
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = groups
         .iter()

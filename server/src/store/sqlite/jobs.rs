@@ -211,6 +211,23 @@ pub(super) async fn fetch_job(
     Ok(shared::into_jobs(vec![row], attachments)?.pop())
 }
 
+/// The jobs with these ids (labels and dependencies included), by id.
+pub(super) async fn fetch_jobs(
+    conn: &mut SqliteConnection,
+    ids: &[Uuid],
+) -> Result<Vec<Job>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new(job_select!());
+    qb.push(" WHERE j.id IN (");
+    push_id_list(&mut qb, ids);
+    qb.push(") ORDER BY j.id");
+    let rows: Vec<JobRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    let attachments = load_attachments(conn, ids).await?;
+    shared::into_jobs(rows, attachments)
+}
+
 /// See [`crate::store::Store::list_jobs`].
 pub(super) async fn list_jobs(
     pool: &SqlitePool,
