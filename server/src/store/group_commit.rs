@@ -1,4 +1,5 @@
-//! Group commit: the hot path's task transitions, many per transaction.
+//! Group commit: the hot path's writes (job creation and task transitions),
+//! many per transaction.
 //!
 //! Every task costs the store an assignment, an accept and a completion. As
 //! one transaction each, the hub would pay a commit (an fsync) per
@@ -20,7 +21,8 @@
 //! waiting for each commit and still have them applied in order.
 //!
 //! Failure isolation without savepoints: every op checks its conditions
-//! (`Conflict`, `NotFound`) before it writes anything, so an op refused that
+//! (`Conflict`, `NotFound`, an idempotency mismatch, unknown dependencies)
+//! before it writes anything, so an op refused that
 //! way leaves the transaction as it was and the batch goes on. Any other
 //! error (a database error, corrupt data) aborts the batch: it is rolled
 //! back and each of its ops is applied again in a transaction of its own, so
@@ -38,7 +40,9 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::shared::Changes;
-use crate::domain::{Job, NewEvent, Task, TaskCompletion, TaskFailure, TaskOutcome};
+use crate::domain::{
+    CreateJobOutcome, Job, NewEvent, NewJob, Task, TaskCompletion, TaskFailure, TaskOutcome,
+};
 
 /// Most ops in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -50,6 +54,7 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 /// documented on the [`super::Store`] method that queues it.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
+    CreateJob(Box<NewJob>),
     Assign {
         task_id: Uuid,
         expected_attempt: i32,
@@ -83,6 +88,7 @@ pub enum WriteOp {
 /// What an applied op returns.
 #[derive(Debug)]
 pub enum Applied {
+    Created(Box<CreateJobOutcome>),
     Outcome(TaskOutcome),
     Task(Task),
     Done,
@@ -152,11 +158,18 @@ pub trait ApplyBatch: Send + Sync + 'static {
 
 /// Whether an op's error left the transaction untouched (see the module docs).
 pub fn is_refusal(error: &StoreError) -> bool {
-    matches!(error, StoreError::Conflict { .. } | StoreError::NotFound(_))
+    matches!(
+        error,
+        StoreError::Conflict { .. }
+            | StoreError::NotFound(_)
+            | StoreError::IdempotencyMismatch { .. }
+            | StoreError::UnknownDependencies(_)
+    )
 }
 
 /// Where a caller waits for its op's result.
 enum Reply {
+    Created(oneshot::Sender<Result<CreateJobOutcome, StoreError>>),
     Outcome(oneshot::Sender<Result<TaskOutcome, StoreError>>),
     Task(oneshot::Sender<Result<Task, StoreError>>),
     Done(oneshot::Sender<Result<(), StoreError>>),
@@ -169,6 +182,12 @@ impl Reply {
         }
         // A caller that stopped waiting (its session closed) is fine to miss.
         match self {
+            Reply::Created(tx) => {
+                let _ = tx.send(result.and_then(|a| match a {
+                    Applied::Created(o) => Ok(*o),
+                    _ => Err(mismatch()),
+                }));
+            }
             Reply::Outcome(tx) => {
                 let _ = tx.send(result.and_then(|a| match a {
                     Applied::Outcome(o) => Ok(o),
@@ -273,6 +292,11 @@ impl GroupCommit {
             Err(mpsc::error::TrySendError::Closed(_)) => Err(closed()),
         };
         Pending { rx }
+    }
+
+    /// Queues a job's creation.
+    pub fn create_job(&self, job: NewJob) -> Pending<CreateJobOutcome> {
+        self.queue(WriteOp::CreateJob(Box::new(job)), Reply::Created)
     }
 
     /// Queues an op whose result is a [`TaskOutcome`].

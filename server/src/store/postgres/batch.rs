@@ -6,6 +6,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::finish::{complete_task, fail_task};
 use super::items::append_batch;
+use super::jobs::create_job_in;
 use super::jobs::fetch_jobs;
 use super::tasks::{assign_task, extend_lease, requeue_task, start_task};
 use crate::store::StoreError;
@@ -61,6 +62,7 @@ async fn apply(
     cx: &mut Applying,
 ) -> Result<Applied, StoreError> {
     Ok(match op {
+        WriteOp::CreateJob(job) => Applied::Created(Box::new(create_job_in(conn, job, cx).await?)),
         WriteOp::Assign {
             task_id,
             expected_attempt,

@@ -6,42 +6,22 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::finish::settle_dependents;
-use super::items::{append_events, insert_tasks};
+use super::items::{append_batch, append_events, insert_tasks};
 use crate::domain::{
     CreateJobOutcome, Document, DocumentMeta, Job, JobFilter, JobPage, JobStatus, NewJob,
 };
 use crate::store::StoreError;
+use crate::store::group_commit::Applying;
 use crate::store::shared::{
     self, ACTIVE_TASK, AttachmentRow, CANCELLABLE_JOB, Changes, JobRow, NewTask, job_select,
 };
 
-/// See [`crate::store::Store::create_job`].
-pub(super) async fn create_job(pool: &PgPool, new: NewJob) -> Result<CreateJobOutcome, StoreError> {
-    match try_create_job(pool, &new).await {
-        Err(err) if new.idempotency_key.is_some() && shared::is_unique_violation(&err) => {
-            // Two requests with the same key raced: ours waited on the unique
-            // index until the other committed. Answer as for a replay.
-            let mut conn = pool.acquire().await?;
-            match find_by_key(&mut conn, &new).await? {
-                Some(outcome) => outcome,
-                None => Err(err),
-            }
-        }
-        other => other,
-    }
-}
-
-async fn try_create_job(pool: &PgPool, new: &NewJob) -> Result<CreateJobOutcome, StoreError> {
-    let mut tx = pool.begin().await?;
-    let outcome = create_job_in(&mut tx, new).await?;
-    tx.commit().await?;
-    Ok(outcome)
-}
-
-/// Creates one job inside the caller's transaction (see [`create_job`]).
+/// Creates one job inside the caller's transaction (the group-commit
+/// writer's, or `create_jobs`'s).
 pub(super) async fn create_job_in(
     tx: &mut PgConnection,
     new: &NewJob,
+    cx: &mut Applying,
 ) -> Result<CreateJobOutcome, StoreError> {
     if let Some(outcome) = find_by_key(&mut *tx, new).await? {
         return outcome;
@@ -77,7 +57,7 @@ pub(super) async fn create_job_in(
         }
     };
 
-    let at = shared::now();
+    let at = cx.at;
     sqlx::query(
         "INSERT INTO jobs (id, status, pipeline, prompt, context, priority, idempotency_key, \
          request_hash, created_by, max_attempts, created_at, updated_at, version) \
@@ -136,7 +116,7 @@ pub(super) async fn create_job_in(
         insert_tasks(&mut *tx, std::slice::from_ref(&task), at).await?;
         events.push(task.event());
     }
-    append_events(&mut *tx, &events, at).await?;
+    cx.events.extend(events);
     Ok(CreateJobOutcome::Created(job))
 }
 
@@ -147,15 +127,21 @@ pub(super) async fn create_jobs(
 ) -> Result<Vec<CreateJobOutcome>, StoreError> {
     let mut tx = pool.begin().await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut applying = Vec::with_capacity(jobs.len());
     for job in &jobs {
-        outcomes.push(create_job_in(&mut tx, job).await?);
+        let mut cx = Applying::new(shared::now(), crate::events::request_id::current());
+        outcomes.push(create_job_in(&mut tx, job, &mut cx).await?);
+        applying.push(cx);
     }
+    // Events last, all at once (on Postgres the append lock is taken only
+    // after every row lock of the batch, see `items::append_events`).
+    append_batch(&mut tx, &applying).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
 /// The replay answer when `(created_by, idempotency_key)` names a stored job.
-async fn find_by_key(
+pub(super) async fn find_by_key(
     conn: &mut PgConnection,
     new: &NewJob,
 ) -> Result<Option<Result<CreateJobOutcome, StoreError>>, StoreError> {

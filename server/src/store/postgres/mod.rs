@@ -33,6 +33,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
 use super::group_commit::{GroupCommit, WriteOp};
+use super::shared;
 use super::{Backend, Pending, SchemaStatus, Store, StoreError, migrate};
 use crate::domain::{
     AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, CreateJobOutcome, Document,
@@ -114,9 +115,19 @@ impl Store for PgStore {
     }
 
     async fn create_job(&self, job: NewJob) -> Result<CreateJobOutcome, StoreError> {
-        let result = jobs::create_job(&self.pool, job).await;
-        self.bump();
-        result
+        // A keyed create can race a `create_jobs` batch holding the same key:
+        // ours then waits on the unique index until the batch commits, and
+        // fails. Answer as for a replay.
+        let keyed = job.idempotency_key.is_some().then(|| job.clone());
+        match (self.writer.create_job(job).await, keyed) {
+            (Err(err), Some(job)) if shared::is_unique_violation(&err) => {
+                let mut conn = self.pool.acquire().await?;
+                jobs::find_by_key(&mut conn, &job)
+                    .await?
+                    .unwrap_or(Err(err))
+            }
+            (result, _) => result,
+        }
     }
 
     async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<CreateJobOutcome>, StoreError> {

@@ -10,27 +10,17 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::finish::settle_dependents;
-use super::items::{append_events, insert_tasks};
+use super::items::{append_batch, append_events, insert_tasks};
 use super::{SqliteStore, ts};
 use crate::domain::{
     CreateJobOutcome, Document, DocumentMeta, EventType, Job, JobFilter, JobPage, JobStatus,
     NewJob, TaskStatus,
 };
 use crate::store::StoreError;
+use crate::store::group_commit::Applying;
 use crate::store::shared::{
     self, ACTIVE_TASK, AttachmentRow, CANCELLABLE_JOB, Changes, JobRow, NewTask, job_select,
 };
-
-/// See [`crate::store::Store::create_job`].
-pub(super) async fn create_job(
-    store: &SqliteStore,
-    new: NewJob,
-) -> Result<CreateJobOutcome, StoreError> {
-    let mut tx = store.begin().await?;
-    let outcome = create_job_in(&mut tx, &new).await?;
-    tx.commit().await?;
-    Ok(outcome)
-}
 
 /// See [`crate::store::Store::create_jobs`]: all in one transaction, all or nothing.
 pub(super) async fn create_jobs(
@@ -39,17 +29,25 @@ pub(super) async fn create_jobs(
 ) -> Result<Vec<CreateJobOutcome>, StoreError> {
     let mut tx = store.begin().await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut applying = Vec::with_capacity(jobs.len());
     for job in &jobs {
-        outcomes.push(create_job_in(&mut tx, job).await?);
+        let mut cx = Applying::new(shared::now(), crate::events::request_id::current());
+        outcomes.push(create_job_in(&mut tx, job, &mut cx).await?);
+        applying.push(cx);
     }
+    // Events last, all at once (on Postgres the append lock is taken only
+    // after every row lock of the batch, see `items::append_events`).
+    append_batch(&mut tx, &applying).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
-/// Creates one job inside the caller's transaction (see [`create_job`]).
-async fn create_job_in(
+/// Creates one job inside the caller's transaction (the group-commit
+/// writer's, or `create_jobs`'s).
+pub(super) async fn create_job_in(
     tx: &mut SqliteConnection,
     new: &NewJob,
+    cx: &mut Applying,
 ) -> Result<CreateJobOutcome, StoreError> {
     if let Some(outcome) = find_by_key(&mut *tx, new).await? {
         return outcome;
@@ -85,7 +83,7 @@ async fn create_job_in(
         }
     };
 
-    let at = shared::now();
+    let at = cx.at;
     sqlx::query(
         "INSERT INTO jobs (id, status, pipeline, prompt, context, priority, idempotency_key, \
          request_hash, created_by, max_attempts, created_at, updated_at, version) \
@@ -143,7 +141,7 @@ async fn create_job_in(
         insert_tasks(&mut *tx, std::slice::from_ref(&task), at).await?;
         events.push(task.event());
     }
-    append_events(&mut *tx, &events, at).await?;
+    cx.events.extend(events);
     Ok(CreateJobOutcome::Created(job))
 }
 

@@ -178,9 +178,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_job(&self, job: NewJob) -> Result<CreateJobOutcome, StoreError> {
-        let result = jobs::create_job(self, job).await;
-        self.bump();
-        result
+        self.writer.create_job(job).await
     }
 
     async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<CreateJobOutcome>, StoreError> {
