@@ -9,7 +9,8 @@
 //!
 //! When nothing matched, the cursor is only written every few seconds (not on
 //! every commit): rematching events that matched nothing before queues
-//! nothing, so this only saves writes.
+//! nothing, so this only saves writes. With no enabled subscription at all,
+//! the events are not even read: the cursor jumps to the end of the log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +85,25 @@ impl Tailer {
     /// Matches everything committed so far.
     async fn catch_up(&mut self) -> Result<(), StoreError> {
         loop {
+            // Without an enabled subscription there is nothing to match: only
+            // the cursor moves, without reading the events. The log's end is
+            // read before the subscriptions, so one created after that read
+            // is newer than every event it skips.
+            let end = self.store.last_event_seq().await?;
+            if end <= self.cursor {
+                break;
+            }
+            if !self.store.list_webhooks().await?.iter().any(|w| w.enabled) {
+                self.cursor = end;
+                if self.saved_at.elapsed() >= SAVE_EVERY {
+                    self.store
+                        .enqueue_webhook_deliveries(&[], Some(end))
+                        .await?;
+                    self.saved = end;
+                    self.saved_at = Instant::now();
+                }
+                break;
+            }
             let events = self.store.list_events(None, self.cursor, BATCH).await?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 break;
