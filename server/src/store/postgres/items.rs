@@ -60,19 +60,26 @@ async fn insert_events(
         .bind(EVENT_APPEND_LOCK)
         .execute(&mut *conn)
         .await?;
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "INSERT INTO events (job_id, type, payload, created_at, request_id) ",
-        );
-        qb.push_values(chunk, |mut row, (e, at, request_id)| {
-            row.push_bind(e.job_id)
-                .push_bind(e.kind.as_str())
-                .push_bind(&e.payload)
-                .push_bind(*at)
-                .push_bind(*request_id);
-        });
-        qb.build().execute(&mut *conn).await?;
-    }
+    // One statement text whatever the row count (arrays, not a VALUES list),
+    // so Postgres plans it once per connection; rows keep their order.
+    let job_ids: Vec<Option<Uuid>> = rows.iter().map(|(e, _, _)| e.job_id).collect();
+    let kinds: Vec<&str> = rows.iter().map(|(e, _, _)| e.kind.as_str()).collect();
+    let payloads: Vec<&serde_json::Value> = rows.iter().map(|(e, _, _)| &e.payload).collect();
+    let times: Vec<DateTime<Utc>> = rows.iter().map(|(_, at, _)| *at).collect();
+    let request_ids: Vec<Option<&str>> = rows.iter().map(|(_, _, r)| *r).collect();
+    sqlx::query(
+        "INSERT INTO events (job_id, type, payload, created_at, request_id) \
+         SELECT job_id, type, payload, created_at, request_id \
+         FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[]) \
+         WITH ORDINALITY AS e(job_id, type, payload, created_at, request_id, n) ORDER BY n",
+    )
+    .bind(job_ids)
+    .bind(kinds)
+    .bind(payloads)
+    .bind(times)
+    .bind(request_ids)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
