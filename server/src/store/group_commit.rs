@@ -127,6 +127,26 @@ impl Applying {
     }
 }
 
+/// One event row as appended: the event, its time and its request id.
+pub type EventRow<'a> = (&'a NewEvent, DateTime<Utc>, Option<&'a str>);
+
+/// The rows of events appended together at `at` for one request.
+pub fn event_rows<'a>(
+    events: &'a [NewEvent],
+    at: DateTime<Utc>,
+    request_id: Option<&'a str>,
+) -> Vec<EventRow<'a>> {
+    events.iter().map(|e| (e, at, request_id)).collect()
+}
+
+/// The rows of a batch's events, each op's with its own time and request id.
+pub fn batch_event_rows(groups: &[Applying]) -> Vec<EventRow<'_>> {
+    groups
+        .iter()
+        .flat_map(|g| g.events.iter().map(|e| (e, g.at, g.request_id.as_deref())))
+        .collect()
+}
+
 /// Gives each op's outcome the jobs it changed, as the batch committed them.
 pub fn fill_jobs(results: &mut [Result<Applied, StoreError>], applying: &[Applying], jobs: &[Job]) {
     for (result, cx) in results.iter_mut().zip(applying) {
@@ -353,3 +373,113 @@ async fn writer(backend: Arc<dyn ApplyBatch>, mut rx: mpsc::Receiver<Queued>) {
         }
     }
 }
+
+/// Implements [`ApplyBatch`] for a backend's `Batch` (same loop, its own
+/// connection type `$conn`). Expects in scope where it is invoked: a
+/// `Batch` with `async fn begin(&self)` (its write transaction) and a
+/// `commits` watch sender, and the backend's op functions `create_job_in`,
+/// `assign_task`, `start_task`, `extend_lease`, `complete_task`, `fail_task`,
+/// `requeue_task`, `fetch_jobs` and `append_batch` over `$conn`.
+macro_rules! apply_batch_impl {
+    ($conn:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::group_commit::ApplyBatch for Batch {
+            async fn apply_batch(
+                &self,
+                ops: &[($crate::store::group_commit::WriteOp, Option<String>)],
+            ) -> Result<Vec<Result<$crate::store::group_commit::Applied, StoreError>>, StoreError>
+            {
+                use $crate::store::group_commit::{Applying, fill_jobs, is_refusal};
+                let mut tx = self.begin().await?;
+                let mut results = Vec::with_capacity(ops.len());
+                let mut applying = Vec::with_capacity(ops.len());
+                for (op, request_id) in ops {
+                    let mut cx = Applying::new($crate::store::shared::now(), request_id.clone());
+                    match apply(&mut tx, op, &mut cx).await {
+                        Ok(applied) => results.push(Ok(applied)),
+                        Err(refused) if is_refusal(&refused) => {
+                            // Refused before writing anything (see the module docs).
+                            cx.events.clear();
+                            cx.jobs.clear();
+                            results.push(Err(refused));
+                        }
+                        Err(error) => return Err(error),
+                    }
+                    applying.push(cx);
+                }
+                let mut changed: Vec<_> = applying
+                    .iter()
+                    .flat_map(|cx| cx.jobs.iter().copied())
+                    .collect();
+                changed.sort_unstable();
+                changed.dedup();
+                let jobs = fetch_jobs(&mut tx, &changed).await?;
+                fill_jobs(&mut results, &applying, &jobs);
+                append_batch(&mut tx, &applying).await?;
+                tx.commit().await?;
+                Ok(results)
+            }
+
+            fn committed(&self) {
+                self.commits.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+
+        /// One op; what it adds to the batch goes to `cx`.
+        async fn apply(
+            conn: &mut $conn,
+            op: &$crate::store::group_commit::WriteOp,
+            cx: &mut $crate::store::group_commit::Applying,
+        ) -> Result<$crate::store::group_commit::Applied, StoreError> {
+            use $crate::store::group_commit::{Applied, WriteOp};
+            Ok(match op {
+                WriteOp::CreateJob(job) => {
+                    Applied::Created(Box::new(create_job_in(conn, job, cx).await?))
+                }
+                WriteOp::Assign {
+                    task_id,
+                    expected_attempt,
+                    agent_id,
+                    accept_by,
+                } => Applied::Outcome(
+                    assign_task(conn, *task_id, *expected_attempt, *agent_id, *accept_by, cx)
+                        .await?,
+                ),
+                WriteOp::Start {
+                    task_id,
+                    attempt,
+                    agent_id,
+                    lease_until,
+                } => Applied::Task(
+                    start_task(conn, *task_id, *attempt, *agent_id, *lease_until, cx).await?,
+                ),
+                WriteOp::ExtendLease {
+                    task_id,
+                    attempt,
+                    agent_id,
+                    lease_until,
+                    progress,
+                } => {
+                    let held = (*task_id, *attempt, *agent_id);
+                    extend_lease(conn, held, *lease_until, progress.clone(), cx).await?;
+                    Applied::Done
+                }
+                WriteOp::Complete(completion) => {
+                    Applied::Outcome(complete_task(conn, completion, cx).await?)
+                }
+                WriteOp::Fail(failure) => Applied::Outcome(fail_task(conn, failure, cx).await?),
+                WriteOp::Requeue {
+                    task_id,
+                    attempt,
+                    agent_id,
+                    run_at,
+                    reason,
+                } => {
+                    let held = (*task_id, *attempt, *agent_id);
+                    Applied::Task(requeue_task(conn, held, *run_at, reason.clone(), cx).await?)
+                }
+            })
+        }
+    };
+}
+pub(crate) use apply_batch_impl;

@@ -155,6 +155,9 @@ pub trait Store:
     /// Closes the pool; waits for connections to be returned.
     async fn close(&self);
 
+    /// The group-commit writer the hot path's ops are queued to.
+    fn writer(&self) -> &group_commit::GroupCommit;
+
     /// Bumped after every write that may have appended events: the event
     /// pump and the webhook tailer wait on it instead of polling.
     fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
@@ -304,7 +307,14 @@ pub trait Store:
         expected_attempt: i32,
         agent_id: Uuid,
         accept_by: DateTime<Utc>,
-    ) -> Pending<TaskOutcome>;
+    ) -> Pending<TaskOutcome> {
+        self.writer().outcome(group_commit::WriteOp::Assign {
+            task_id,
+            expected_attempt,
+            agent_id,
+            accept_by,
+        })
+    }
 
     /// The JSON input pushed to the agent for this task. Stage 0:
     /// `{"job_id", "prompt", "context", "document": null | {"file_name",
@@ -322,7 +332,14 @@ pub trait Store:
         attempt: i32,
         agent_id: Uuid,
         lease_until: DateTime<Utc>,
-    ) -> Pending<Task>;
+    ) -> Pending<Task> {
+        self.writer().task(group_commit::WriteOp::Start {
+            task_id,
+            attempt,
+            agent_id,
+            lease_until,
+        })
+    }
 
     /// `progress`: extends the lease of a running attempt; `task.progress`
     /// event with `progress` as payload.
@@ -333,7 +350,15 @@ pub trait Store:
         agent_id: Uuid,
         lease_until: DateTime<Utc>,
         progress: serde_json::Value,
-    ) -> Pending<()>;
+    ) -> Pending<()> {
+        self.writer().done(group_commit::WriteOp::ExtendLease {
+            task_id,
+            attempt,
+            agent_id,
+            lease_until,
+            progress,
+        })
+    }
 
     /// A running attempt succeeded. In one transaction: the task becomes
     /// `succeeded` with output and usage (`task.succeeded`); its input item
@@ -353,7 +378,10 @@ pub trait Store:
     /// `item.integrated`); `job.completed`; the dependents' `job.queued` +
     /// `task.created` or `job.failed`. Only for the current attempt, running
     /// and held by `agent_id`; otherwise a Conflict that changes nothing.
-    fn complete_task(&self, completion: TaskCompletion) -> Pending<TaskOutcome>;
+    fn complete_task(&self, completion: TaskCompletion) -> Pending<TaskOutcome> {
+        self.writer()
+            .outcome(group_commit::WriteOp::Complete(completion))
+    }
 
     /// An `assigned` or `running` attempt failed. With a retry policy and
     /// `failures + 1 < max_attempts`: back to `pending` with `failures + 1`,
@@ -366,7 +394,9 @@ pub trait Store:
     /// fail too); otherwise the job
     /// completes when nothing is left. Conditional on the attempt (and the
     /// agent, when given).
-    fn fail_task(&self, failure: TaskFailure) -> Pending<TaskOutcome>;
+    fn fail_task(&self, failure: TaskFailure) -> Pending<TaskOutcome> {
+        self.writer().outcome(group_commit::WriteOp::Fail(failure))
+    }
 
     /// The agent declined (or lost a task it never accepted through no fault
     /// of the task): `assigned` → `pending` without counting a failure,
@@ -378,5 +408,13 @@ pub trait Store:
         agent_id: Uuid,
         run_at: DateTime<Utc>,
         reason: String,
-    ) -> Pending<Task>;
+    ) -> Pending<Task> {
+        self.writer().task(group_commit::WriteOp::Requeue {
+            task_id,
+            attempt,
+            agent_id,
+            run_at,
+            reason,
+        })
+    }
 }

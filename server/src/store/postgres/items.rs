@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::{Event, Item, ItemCounts, ItemStatus, NewEvent, NewItem, Task, TaskStatus};
 use crate::store::StoreError;
-use crate::store::group_commit::Applying;
+use crate::store::group_commit::{self, Applying, batch_event_rows, event_rows};
 use crate::store::shared::{self, EventRow, INSERT_CHUNK, ItemRow, NewTask, TaskRow, task_columns};
 
 /// Key of the transaction-scoped advisory lock that orders event appends.
@@ -29,11 +29,7 @@ pub(super) async fn append_events(
 ) -> Result<(), StoreError> {
     // The HTTP request this transaction runs for, if any (see `events::request_id`).
     let request_id = crate::events::request_id::current();
-    let rows: Vec<_> = events
-        .iter()
-        .map(|e| (e, at, request_id.as_deref()))
-        .collect();
-    insert_events(conn, &rows).await
+    insert_events(conn, &event_rows(events, at, request_id.as_deref())).await
 }
 
 /// Appends the events of a group commit (see `store::group_commit`), each
@@ -42,16 +38,12 @@ pub(super) async fn append_batch(
     conn: &mut PgConnection,
     groups: &[Applying],
 ) -> Result<(), StoreError> {
-    let rows: Vec<_> = groups
-        .iter()
-        .flat_map(|g| g.events.iter().map(|e| (e, g.at, g.request_id.as_deref())))
-        .collect();
-    insert_events(conn, &rows).await
+    insert_events(conn, &batch_event_rows(groups)).await
 }
 
 async fn insert_events(
     conn: &mut PgConnection,
-    rows: &[(&NewEvent, DateTime<Utc>, Option<&str>)],
+    rows: &[group_commit::EventRow<'_>],
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());

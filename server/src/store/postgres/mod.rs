@@ -27,18 +27,16 @@ mod webhooks;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
-use super::group_commit::{GroupCommit, WriteOp};
+use super::group_commit::GroupCommit;
 use super::shared;
-use super::{Backend, Pending, SchemaStatus, Store, StoreError, migrate};
+use super::{Backend, SchemaStatus, Store, StoreError, migrate};
 use crate::domain::{
     AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, CreateJobOutcome, Document,
     Event, Item, ItemCounts, ItemStatus, Job, JobFilter, JobPage, JobStatus, NewItem, NewJob, Task,
-    TaskCompletion, TaskFailure, TaskOutcome,
 };
 
 /// The Postgres implementation of [`Store`].
@@ -93,6 +91,10 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn writer(&self) -> &GroupCommit {
+        &self.writer
+    }
+
     fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.commits.subscribe()
     }
@@ -259,79 +261,7 @@ impl Store for PgStore {
         tasks::open_tasks(&self.pool).await
     }
 
-    fn assign_task(
-        &self,
-        task_id: Uuid,
-        expected_attempt: i32,
-        agent_id: Uuid,
-        accept_by: DateTime<Utc>,
-    ) -> Pending<TaskOutcome> {
-        self.writer.outcome(WriteOp::Assign {
-            task_id,
-            expected_attempt,
-            agent_id,
-            accept_by,
-        })
-    }
-
     async fn task_input(&self, task: &Task) -> Result<serde_json::Value, StoreError> {
         tasks::task_input(&self.pool, task).await
-    }
-
-    fn start_task(
-        &self,
-        task_id: Uuid,
-        attempt: i32,
-        agent_id: Uuid,
-        lease_until: DateTime<Utc>,
-    ) -> Pending<Task> {
-        self.writer.task(WriteOp::Start {
-            task_id,
-            attempt,
-            agent_id,
-            lease_until,
-        })
-    }
-
-    fn extend_lease(
-        &self,
-        task_id: Uuid,
-        attempt: i32,
-        agent_id: Uuid,
-        lease_until: DateTime<Utc>,
-        progress: serde_json::Value,
-    ) -> Pending<()> {
-        self.writer.done(WriteOp::ExtendLease {
-            task_id,
-            attempt,
-            agent_id,
-            lease_until,
-            progress,
-        })
-    }
-
-    fn complete_task(&self, completion: TaskCompletion) -> Pending<TaskOutcome> {
-        self.writer.outcome(WriteOp::Complete(completion))
-    }
-
-    fn fail_task(&self, failure: TaskFailure) -> Pending<TaskOutcome> {
-        self.writer.outcome(WriteOp::Fail(failure))
-    }
-
-    fn requeue_task(
-        &self,
-        task_id: Uuid,
-        attempt: i32,
-        agent_id: Uuid,
-        run_at: DateTime<Utc>,
-        reason: String,
-    ) -> Pending<Task> {
-        self.writer.task(WriteOp::Requeue {
-            task_id,
-            attempt,
-            agent_id,
-            run_at,
-            reason,
-        })
     }
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{SqliteStore, ts};
 use crate::domain::{Event, Item, ItemCounts, ItemStatus, NewEvent, NewItem, Task, TaskStatus};
 use crate::store::StoreError;
-use crate::store::group_commit::Applying;
+use crate::store::group_commit::{self, Applying, batch_event_rows, event_rows};
 use crate::store::shared::{self, EventRow, INSERT_CHUNK, ItemRow, NewTask, TaskRow, task_columns};
 
 /// Appends events in order. With a single writer, commit order is seq order,
@@ -20,11 +20,7 @@ pub(super) async fn append_events(
 ) -> Result<(), StoreError> {
     // The HTTP request this transaction runs for, if any (see `events::request_id`).
     let request_id = crate::events::request_id::current();
-    let rows: Vec<_> = events
-        .iter()
-        .map(|e| (e, at, request_id.as_deref()))
-        .collect();
-    insert_events(conn, &rows).await
+    insert_events(conn, &event_rows(events, at, request_id.as_deref())).await
 }
 
 /// Appends the events of a group commit (see `store::group_commit`), each
@@ -33,16 +29,12 @@ pub(super) async fn append_batch(
     conn: &mut SqliteConnection,
     groups: &[Applying],
 ) -> Result<(), StoreError> {
-    let rows: Vec<_> = groups
-        .iter()
-        .flat_map(|g| g.events.iter().map(|e| (e, g.at, g.request_id.as_deref())))
-        .collect();
-    insert_events(conn, &rows).await
+    insert_events(conn, &batch_event_rows(groups)).await
 }
 
 async fn insert_events(
     conn: &mut SqliteConnection,
-    rows: &[(&NewEvent, DateTime<Utc>, Option<&str>)],
+    rows: &[group_commit::EventRow<'_>],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(

@@ -34,12 +34,11 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
-use super::group_commit::{GroupCommit, WriteOp};
-use super::{Backend, Pending, SchemaStatus, Store, StoreError, migrate};
+use super::group_commit::GroupCommit;
+use super::{Backend, SchemaStatus, Store, StoreError, migrate};
 use crate::domain::{
     AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, CreateJobOutcome, Document,
     Event, Item, ItemCounts, ItemStatus, Job, JobFilter, JobPage, JobStatus, NewItem, NewJob, Task,
-    TaskCompletion, TaskFailure, TaskOutcome,
 };
 
 /// How long a connection waits for a lock held by another process.
@@ -155,6 +154,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn writer(&self) -> &GroupCommit {
+        &self.writer
+    }
+
     fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.commits.subscribe()
     }
@@ -310,80 +313,8 @@ impl Store for SqliteStore {
         tasks::open_tasks(&self.read).await
     }
 
-    fn assign_task(
-        &self,
-        task_id: Uuid,
-        expected_attempt: i32,
-        agent_id: Uuid,
-        accept_by: DateTime<Utc>,
-    ) -> Pending<TaskOutcome> {
-        self.writer.outcome(WriteOp::Assign {
-            task_id,
-            expected_attempt,
-            agent_id,
-            accept_by,
-        })
-    }
-
     async fn task_input(&self, task: &Task) -> Result<serde_json::Value, StoreError> {
         tasks::task_input(&self.read, task).await
-    }
-
-    fn start_task(
-        &self,
-        task_id: Uuid,
-        attempt: i32,
-        agent_id: Uuid,
-        lease_until: DateTime<Utc>,
-    ) -> Pending<Task> {
-        self.writer.task(WriteOp::Start {
-            task_id,
-            attempt,
-            agent_id,
-            lease_until,
-        })
-    }
-
-    fn extend_lease(
-        &self,
-        task_id: Uuid,
-        attempt: i32,
-        agent_id: Uuid,
-        lease_until: DateTime<Utc>,
-        progress: serde_json::Value,
-    ) -> Pending<()> {
-        self.writer.done(WriteOp::ExtendLease {
-            task_id,
-            attempt,
-            agent_id,
-            lease_until,
-            progress,
-        })
-    }
-
-    fn complete_task(&self, completion: TaskCompletion) -> Pending<TaskOutcome> {
-        self.writer.outcome(WriteOp::Complete(completion))
-    }
-
-    fn fail_task(&self, failure: TaskFailure) -> Pending<TaskOutcome> {
-        self.writer.outcome(WriteOp::Fail(failure))
-    }
-
-    fn requeue_task(
-        &self,
-        task_id: Uuid,
-        attempt: i32,
-        agent_id: Uuid,
-        run_at: DateTime<Utc>,
-        reason: String,
-    ) -> Pending<Task> {
-        self.writer.task(WriteOp::Requeue {
-            task_id,
-            attempt,
-            agent_id,
-            run_at,
-            reason,
-        })
     }
 }
 
