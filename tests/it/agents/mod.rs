@@ -3,5 +3,6 @@
 
 mod dispatch;
 mod pipeline;
+mod schemas;
 
 mod protocol;
