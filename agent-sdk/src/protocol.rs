@@ -305,7 +305,8 @@ pub struct Cancel {
     pub reason: String,
 }
 
-/// A `complete`, `fail`, `item` or `decline` is durably recorded.
+/// A `complete`, `fail` or `decline` is durably recorded (items are written
+/// with their attempt's `complete`; `item_id` is reserved).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ack {
     pub task_id: Uuid,
