@@ -94,6 +94,13 @@ describe('dashboard as an admin', () => {
     await page.locator('#job-status [data-status="completed"]').waitFor({ timeout: 60000 });
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page must not have reloaded');
     await page.locator('#items-count', { hasText: '15 of 15 items' }).waitFor({ timeout: 10000 });
+    // The table converges on the stored state (the job can finish before the
+    // page has read every item; it reads the list again when the job ends).
+    await page.waitForFunction(
+      () => document.querySelectorAll('#items tbody tr[data-status="integrated"]').length === 12,
+      null,
+      { timeout: 10000 },
+    );
     assert.equal(await page.locator('#items tbody tr[data-status="integrated"]').count(), 12);
     assert.equal(await page.locator('#items tbody tr[data-status="rejected"]').count(), 3);
     assert.match(await page.locator('.items-line').innerText(), /Items: 15 — 12 integrated, 3 rejected, 0 failed/);
@@ -115,6 +122,11 @@ describe('dashboard as an admin', () => {
   it('shows the overview with the live charts and queues', async () => {
     await nav(page, 'Overview').click();
     await page.locator('#stat-online .stat-value', { hasText: '2' }).waitFor({ timeout: 10000 });
+    // The chart leaves out the second still filling, and the job may have
+    // finished within it: the peak shows at the next redraw (every second).
+    await page
+      .waitForFunction(() => !/^peak 0 /.test(document.querySelector('.chart-foot')?.innerText ?? ''), null, { timeout: 5000 })
+      .catch(() => {});
     const peak = await page.locator('.chart-foot').first().innerText();
     assert.doesNotMatch(peak, /^peak 0 /, `tasks finished per second should have a peak: ${peak}`);
     await page.locator('#queues tr[data-capability="requirements.validate"]').waitFor();

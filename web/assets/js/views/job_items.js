@@ -1,13 +1,17 @@
 // The items of one job (requirements, in the reference pipeline) with
 // filters by status, tag and priority and a text search, all in the page.
 // Items are read with `GET /v1/jobs/{id}/items`; live events change their
-// status in place, and newly created items are read again (debounced).
+// status in place. An event about an item the page has not read yet (it was
+// created, or changed while a read was under way) and the job's end make the
+// page read the list again (debounced), so the table converges on the
+// stored state however fast the hub works.
 
 import { api } from '../api.js';
 import { debounce, h, replace, stackable } from '../dom.js';
 import { badge, ITEM_STATUSES } from '../format.js';
 
 const PAGE = 1000;
+const JOB_ENDS = new Set(['job.completed', 'job.failed', 'job.cancelled']);
 const MAX_LOADED = 20000;
 const MAX_SHOWN = 500;
 const PRIORITIES = ['high', 'medium', 'low'];
@@ -140,14 +144,18 @@ export function itemsSection(jobId) {
   const reload = debounce(load, 1000);
 
   function onEvent(ev) {
-    if (!ev.type.startsWith('item.')) return;
-    const p = ev.payload || {};
-    if (ev.type === 'item.created') {
-      if (!items.has(p.item_id)) reload();
+    if (JOB_ENDS.has(ev.type)) {
+      reload();
       return;
     }
+    if (!ev.type.startsWith('item.')) return;
+    const p = ev.payload || {};
     const item = items.get(p.item_id);
-    if (!item) return;
+    if (!item) {
+      reload();
+      return;
+    }
+    if (ev.type === 'item.created') return;
     item.status = ev.type.slice('item.'.length);
     if (p.reason && item.status === 'rejected') item.rejection_reason = p.reason;
     if (p.reason && item.status === 'failed') item.last_error = p.reason;
