@@ -180,7 +180,11 @@ describe('dashboard as an admin', () => {
     await page.locator(`#jobs tbody tr[data-job-id="${jobId}"][data-status="completed"]`).waitFor();
     await page.locator('#status-filter').selectOption('cancelled');
     await page.waitForURL(/status=cancelled$/);
-    await page.locator('#jobs tbody tr').first().waitFor();
+    // The filtered list replaces the full one once it is read.
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('#jobs tbody tr')];
+      return rows.length > 0 && rows.every((r) => r.dataset.status === 'cancelled');
+    }, null, { timeout: 10000 });
     assert.equal(await page.locator('#jobs tbody tr').count(), 1);
     await screenshot(page, 'jobs-1280-light');
   });

@@ -78,6 +78,10 @@ describe('layout and headers', () => {
       assert.ok(found, 'Tab reaches the Jobs link');
       await page.keyboard.press('Enter');
       await page.waitForURL(/#\/jobs$/);
+      // The URL changes before the view renders and moves the focus.
+      await page
+        .waitForFunction(() => document.activeElement && document.activeElement.tagName === 'H1', null, { timeout: 5000 })
+        .catch(() => {});
       assert.equal(await focused(), 'h1:Jobs', 'a new page moves focus to its heading');
       await page.keyboard.press('Tab');
       assert.equal(await focused(), 'summary:New job');
