@@ -47,11 +47,13 @@ use crate::domain::{
 /// Most ops in one transaction.
 pub const MAX_BATCH: usize = 512;
 
-/// Ops waiting for the writer before callers wait to queue more.
+/// Ops waiting for the writer; beyond this a new op is refused (503 on the
+/// REST API, an `internal` error frame for an agent, which sends it again).
 const QUEUE_CAPACITY: usize = 16 * 1024;
 
-/// A task transition that goes through the group-commit writer. Each is
-/// documented on the [`super::Store`] method that queues it.
+/// A write that goes through the group-commit writer: a job's creation or a
+/// task transition. Each is documented on the [`super::Store`] method that
+/// queues it.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     CreateJob(Box<NewJob>),
@@ -164,8 +166,8 @@ pub fn fill_jobs(results: &mut [Result<Applied, StoreError>], applying: &[Applyi
 #[async_trait]
 pub trait ApplyBatch: Send + Sync + 'static {
     /// Applies `ops` in order in one transaction and commits it. `Ok` holds
-    /// one result per op once the transaction is durable (an op refused with
-    /// `Conflict`/`NotFound` changed nothing); `Err` means the transaction
+    /// one result per op once the transaction is durable (an op refused as
+    /// [`is_refusal`] says changed nothing); `Err` means the transaction
     /// as a whole failed and nothing of it is stored.
     async fn apply_batch(
         &self,
@@ -241,15 +243,6 @@ struct Queued {
 #[must_use = "a queued op is applied either way; await it to learn its result"]
 pub struct Pending<T> {
     rx: Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>,
-}
-
-impl<T> Pending<T> {
-    /// A result known without queueing anything.
-    pub fn ready(result: Result<T, StoreError>) -> Pending<T> {
-        let (tx, rx) = oneshot::channel();
-        let _ = tx.send(result);
-        Pending { rx: Ok(rx) }
-    }
 }
 
 impl<T> Future for Pending<T> {

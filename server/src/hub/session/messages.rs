@@ -1,4 +1,7 @@
-//! The agent's messages after `hello`, one at a time, in order.
+//! The agent's messages after `hello`, handled in order; each one's store write
+//! is queued without waiting for its commit (see `in_flight`).
+
+use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
 use chrono::Utc;
@@ -12,8 +15,6 @@ use uuid::Uuid;
 
 use super::in_flight::{Done, MAX_IN_FLIGHT};
 use super::{Held, Session, send_error};
-use std::sync::Arc;
-
 use crate::domain::{TaskCompletion, TaskFailure};
 use crate::hub::assign::frame;
 use crate::hub::command::{Command, Outbound};
