@@ -82,11 +82,12 @@ pub struct Hello {
     /// The agent's own version string.
     #[serde(default)]
     pub version: String,
+    #[serde(deserialize_with = "object::each")]
     pub capabilities: Vec<Capability>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Tasks this agent still runs from a previous session (after a reconnect).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object::each")]
     pub resume: Vec<TaskRef>,
 }
 
@@ -103,7 +104,7 @@ pub struct Capability {
     /// JSON Schema the `complete` output must match.
     #[serde(default = "empty_schema")]
     pub output_schema: serde_json::Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object::one")]
     pub pricing: Pricing,
     /// Tasks of this capability the agent runs at once (at least 1).
     #[serde(default = "one")]
@@ -218,7 +219,7 @@ pub struct Complete {
     /// Why the item was rejected.
     #[serde(default)]
     pub reason: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object::one")]
     pub usage: Usage,
 }
 
@@ -357,12 +358,126 @@ pub fn parse_agent_message(text: &str) -> Result<AgentMessage, String> {
             AgentMessage::TYPES.join(", ")
         ));
     }
-    serde_json::from_value(value).map_err(|e| format!("`{kind}` message is not valid: {e}"))
+    fn typed<T: serde::de::DeserializeOwned>(
+        kind: &str,
+        value: serde_json::Value,
+        wrap: fn(T) -> AgentMessage,
+    ) -> Result<AgentMessage, String> {
+        serde_path_to_error::deserialize(value)
+            .map(wrap)
+            .map_err(|e| match e.path().to_string() {
+                path if path == "." => format!("`{kind}` message is not valid: {}", e.inner()),
+                path => format!("`{kind}` message is not valid at `{path}`: {}", e.inner()),
+            })
+    }
+    // Each kind is read as its own struct so a problem names its field.
+    match kind.as_str() {
+        "hello" => typed(&kind, value, AgentMessage::Hello),
+        "heartbeat" => typed(&kind, value, AgentMessage::Heartbeat),
+        "accept" => typed(&kind, value, AgentMessage::Accept),
+        "progress" => typed(&kind, value, AgentMessage::Progress),
+        "item" => typed(&kind, value, AgentMessage::Item),
+        "complete" => typed(&kind, value, AgentMessage::Complete),
+        "fail" => typed(&kind, value, AgentMessage::Fail),
+        "decline" => typed(&kind, value, AgentMessage::Decline),
+        _ => typed(&kind, value, AgentMessage::Drain),
+    }
+}
+
+/// Nested structs of the protocol are JSON objects. Left to itself serde
+/// also reads a struct from an array of its fields in order, so
+/// `"usage": [1]` would pass as `tokens_in: 1`; these refuse that.
+mod object {
+    use serde::de::{DeserializeOwned, Error};
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    fn kind(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+
+    /// `at` names the element of a list, so a problem inside says where.
+    fn from<T: DeserializeOwned, E: Error>(v: Value, at: Option<usize>) -> Result<T, E> {
+        let at = at.map(|i| format!("[{i}]")).unwrap_or_default();
+        if !v.is_object() {
+            let found = kind(&v);
+            return Err(E::custom(
+                format!("{at} expected an object, found {found}")
+                    .trim_start()
+                    .to_owned(),
+            ));
+        }
+        serde_path_to_error::deserialize(v).map_err(|e| match e.path().to_string() {
+            path if path == "." => E::custom(format!("{at} {}", e.inner()).trim_start().to_owned()),
+            path => E::custom(format!("in `{at}{path}`: {}", e.inner())),
+        })
+    }
+
+    pub fn one<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
+        from(Value::deserialize(d)?, None)
+    }
+
+    pub fn each<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+        let list = Vec::<Value>::deserialize(d)?;
+        list.into_iter()
+            .enumerate()
+            .map(|(i, v)| from(v, Some(i)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_structs_must_be_objects_and_problems_name_the_field() {
+        let id = Uuid::nil();
+        let bad = [
+            (
+                format!(r#"{{"type":"complete","task_id":"{id}","attempt":1,"usage":[1]}}"#),
+                "`usage`",
+            ),
+            (
+                format!(r#"{{"type":"complete","task_id":"{id}","attempt":1,"usage":{{"tokens_in":"x"}}}}"#),
+                "usage",
+            ),
+            (
+                r#"{"type":"hello","protocol":1,"name":"a","capabilities":[["x"]]}"#.to_owned(),
+                "`capabilities`",
+            ),
+            (
+                r#"{"type":"hello","protocol":1,"name":"a","capabilities":[{"name":"x","pricing":[1]}]}"#.to_owned(),
+                "pricing",
+            ),
+            (
+                format!(r#"{{"type":"hello","protocol":1,"name":"a","capabilities":[],"resume":[["{id}",1]]}}"#),
+                "`resume`",
+            ),
+            (
+                format!(r#"{{"type":"accept","task_id":"{id}","attempt":"one"}}"#),
+                "`attempt`",
+            ),
+        ];
+        for (text, field) in bad {
+            let e = parse_agent_message(&text).expect_err(&text);
+            assert!(e.contains(field), "{text}: {e}");
+        }
+        let ok = format!(
+            r#"{{"type":"complete","task_id":"{id}","attempt":1,"usage":{{"tokens_in":3}}}}"#
+        );
+        let Ok(AgentMessage::Complete(c)) = parse_agent_message(&ok) else {
+            panic!("{ok}")
+        };
+        assert_eq!(c.usage.tokens_in, 3);
+    }
 
     #[test]
     fn round_trips_and_tags() {

@@ -171,6 +171,17 @@ async fn every_kind_of_bad_token_is_401() {
             "not a role",
         ),
         (
+            "nbf an hour ahead",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    json!({"sub": "a", "role": "admin", "exp": future + 3600, "nbf": future}),
+                    TEST_SECRET.as_bytes()
+                )
+            )),
+            "not valid yet",
+        ),
+        (
             "no exp",
             Some(format!(
                 "Bearer {}",
@@ -209,6 +220,20 @@ async fn every_kind_of_bad_token_is_401() {
     )
     .await;
     assert_eq!(list["jobs"], json!([]), "no bad token created anything");
+
+    // The scheme is case-insensitive (RFC 7235): a lower-case `bearer` works.
+    let token = sign(
+        json!({"sub": "a", "role": "viewer", "exp": future}),
+        TEST_SECRET.as_bytes(),
+    );
+    let res = app
+        .client
+        .get(app.url("/v1/jobs"))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]

@@ -103,6 +103,19 @@ async fn batches_are_all_or_nothing_and_idempotent_per_job(app: TestApp) {
     )
     .await;
     assert_eq!(status, 403);
+    // The role is checked before the body: a bad body from a viewer is 403 too.
+    for bad in ["{not json", r#"{"jobs": 7}"#] {
+        let (status, error) = body(
+            app.as_role(Role::Viewer, Method::POST, "/v1/jobs/batch")
+                .header("content-type", "application/json")
+                .body(bad)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 403, "{bad}: {error}");
+    }
     assert_eq!(count_jobs(&app).await, 4);
 }
 

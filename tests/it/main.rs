@@ -12,5 +12,6 @@ mod cli;
 mod config;
 mod events;
 mod monitor;
+mod nul;
 mod store_contract;
 mod webhooks;

@@ -25,8 +25,16 @@ pub(super) struct LocalTask {
     pub(super) result: Option<AgentMessage>,
     /// When `result` was sent on the current connection.
     pub(super) result_sent_at: Option<Instant>,
+    /// How often the hub refused `result` as "for now" (see `on_error`).
+    pub(super) result_refusals: u32,
     pub(super) last_progress: Instant,
 }
+
+/// Transient refusals of one result before the SDK stops sending it: a
+/// `complete` becomes a `fail` naming the refusal, and a refused `fail` is
+/// dropped. Each refusal costs an ack timeout and a reconnect, so this
+/// bounds how long a result the hub cannot take holds a slot.
+pub const MAX_RESULT_REFUSALS: u32 = 5;
 
 impl LocalTask {
     pub(super) fn task(&self) -> TaskRef {
@@ -104,6 +112,7 @@ impl Runner {
                 items: Vec::new(),
                 result: None,
                 result_sent_at: None,
+                result_refusals: 0,
                 last_progress: Instant::now(),
             },
         );
@@ -113,16 +122,47 @@ impl Runner {
     pub(super) fn on_error(&mut self, e: ErrorMessage) {
         warn!(code = %e.code, message = %e.message, task_id = ?e.task_id, "the hub reported an error");
         let Some(task_id) = e.task_id else { return };
-        let Some(task) = self.tasks.get(&task_id) else {
+        let Some(task) = self.tasks.get_mut(&task_id) else {
             return;
         };
         // A refused result cannot be fixed by sending it again, unless the
         // refusal was transient: then the missing ack leads to a reconnect
-        // and the result is re-sent.
+        // and the result is re-sent, MAX_RESULT_REFUSALS times at most.
         let transient = TRANSIENT_ERRORS.contains(&e.code.as_str());
         if TASK_GONE_ERRORS.contains(&e.code.as_str()) || (task.result.is_some() && !transient) {
             warn!(task_id = %task_id, "dropping the task locally");
             self.drop_task(task_id);
+            return;
+        }
+        if !transient || task.result.is_none() {
+            return;
+        }
+        task.result_refusals += 1;
+        if task.result_refusals < MAX_RESULT_REFUSALS {
+            return;
+        }
+        // The hub kept refusing: the attempt ends as failed, with the reason
+        // (a failure is small and plain, so the hub can record it where it
+        // could not record the result). If even that is refused, let go.
+        match task.result {
+            Some(AgentMessage::Complete(_)) => {
+                let TaskRef { task_id, attempt } = task.task();
+                warn!(%task_id, refusals = task.result_refusals, "the hub keeps refusing the result: failing the attempt instead");
+                task.result = Some(AgentMessage::Fail(Fail {
+                    task_id,
+                    attempt,
+                    error: format!(
+                        "the hub refused this attempt's result {MAX_RESULT_REFUSALS} times: {}: {}",
+                        e.code, e.message
+                    ),
+                    retryable: true,
+                }));
+                task.result_refusals = 0;
+            }
+            _ => {
+                warn!(%task_id, "the hub keeps refusing the failure: dropping the task locally");
+                self.drop_task(task_id);
+            }
         }
     }
 

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::role::Role;
 
+/// Clock skew allowed between a token's issuer and the hub when checking
+/// `exp` and `nbf`, in seconds.
+pub const CLOCK_LEEWAY_SECS: u64 = 5;
+
 /// The claims of a Switchyard token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -43,6 +47,8 @@ pub enum AuthError {
     Malformed(String),
     #[error("token expired")]
     Expired,
+    #[error("token is not valid yet (its `nbf` is in the future)")]
+    NotYetValid,
     #[error("token signature is not valid for this hub")]
     BadSignature,
     #[error("token algorithm {0} is not accepted by this hub")]
@@ -130,11 +136,15 @@ impl JwtKeys {
             .ok_or_else(|| AuthError::BadAlgorithm(format!("{:?}", header.alg)))?;
         let mut validation = Validation::new(*alg);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 5;
+        // `nbf`, when present, is honoured like `exp`. Both allow
+        // CLOCK_LEEWAY_SECS of clock skew between issuer and hub.
+        validation.validate_nbf = true;
+        validation.leeway = CLOCK_LEEWAY_SECS;
         let data = decode::<RawClaims>(token, key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
                 K::ExpiredSignature => AuthError::Expired,
+                K::ImmatureSignature => AuthError::NotYetValid,
                 K::InvalidSignature => AuthError::BadSignature,
                 K::InvalidAlgorithm => AuthError::BadAlgorithm(format!("{:?}", header.alg)),
                 K::MissingRequiredClaim(c) => {
@@ -225,5 +235,26 @@ mod tests {
         .unwrap();
         assert!(matches!(k.verify(&root), Err(AuthError::UnknownRole(_))));
         assert!(matches!(k.verify("garbage"), Err(AuthError::Malformed(_))));
+    }
+
+    #[test]
+    fn honours_nbf_with_the_documented_leeway() {
+        let k = keys();
+        let now = jsonwebtoken::get_current_timestamp();
+        let signed = |nbf: u64| {
+            encode(
+                &Header::default(),
+                &serde_json::json!({"sub": "a", "role": "admin", "exp": now + 7200, "nbf": nbf}),
+                &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+            )
+            .unwrap()
+        };
+        assert_eq!(k.verify(&signed(now + 3600)), Err(AuthError::NotYetValid));
+        assert_eq!(
+            k.verify(&signed(now + CLOCK_LEEWAY_SECS + 60)),
+            Err(AuthError::NotYetValid)
+        );
+        assert!(k.verify(&signed(now + CLOCK_LEEWAY_SECS - 2)).is_ok());
+        assert!(k.verify(&signed(now - 10)).is_ok());
     }
 }

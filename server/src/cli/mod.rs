@@ -148,3 +148,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// A subcommand flag that shares its name with an inherited global flag
+    /// is silently read as the global one: `webhooks create --url X` once
+    /// sent the admin token to X. No subcommand may reuse a global's name.
+    #[test]
+    fn no_subcommand_flag_shadows_a_global_flag() {
+        fn walk(cmd: &clap::Command, inherited: &[String], path: &str, clashes: &mut Vec<String>) {
+            let mut globals = inherited.to_vec();
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if arg.is_global_set() {
+                    globals.push(long.to_owned());
+                } else if inherited.iter().any(|g| g == long) {
+                    clashes.push(format!("{path} --{long}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(
+                    sub,
+                    &globals,
+                    &format!("{path} {}", sub.get_name()),
+                    clashes,
+                );
+            }
+        }
+        let mut clashes = Vec::new();
+        walk(&Cli::command(), &[], "switchyard", &mut clashes);
+        assert!(clashes.is_empty(), "flags shadowing a global: {clashes:?}");
+    }
+}

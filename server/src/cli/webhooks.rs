@@ -30,9 +30,11 @@ pub enum WebhooksCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateWebhookArgs {
-    /// Where to POST events (http or https).
-    #[arg(long)]
-    pub url: String,
+    /// Where the hub POSTs events (http or https). Named `--target`, not
+    /// `--url`: `--url` is the hub's own address, shared by every client
+    /// command, and the hub's admin token goes there.
+    #[arg(long, value_name = "URL")]
+    pub target: String,
     /// Event types to send, comma separated (default: all).
     #[arg(long = "events", value_delimiter = ',')]
     pub events: Vec<String>,
@@ -47,7 +49,7 @@ pub struct CreateWebhookArgs {
 pub async fn run(client: &Client, command: WebhooksCommand) -> Result<(), CliError> {
     match command {
         WebhooksCommand::Create(args) => {
-            let mut body = json!({ "url": args.url });
+            let mut body = json!({ "url": args.target });
             if !args.events.is_empty() {
                 body["event_types"] = json!(args.events);
             }

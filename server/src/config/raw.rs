@@ -27,6 +27,7 @@ pub const ENV_KEYS: &[&str] = &[
     "heartbeat_interval",
     "heartbeat_misses",
     "accept_timeout",
+    "hello_timeout",
     "lease",
     "reconnect_grace",
     "retry_initial",
@@ -117,6 +118,9 @@ pub struct RawConfig {
     pub heartbeat_misses: u32,
     /// How long an agent has to accept a pushed task.
     pub accept_timeout: String,
+    /// How long a new agent connection has to send `hello`, from the
+    /// upgrade on (pings and pongs do not extend it).
+    pub hello_timeout: String,
     /// How long a running task's lease lasts without `progress`.
     pub lease: String,
     /// How long a lost agent's tasks wait for it to reconnect and resume them.
@@ -182,6 +186,7 @@ impl Default for RawConfig {
             heartbeat_interval: "5s".into(),
             heartbeat_misses: 3,
             accept_timeout: "10s".into(),
+            hello_timeout: "10s".into(),
             lease: "60s".into(),
             reconnect_grace: "10s".into(),
             retry_initial: "1s".into(),

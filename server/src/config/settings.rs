@@ -85,6 +85,7 @@ pub struct HubSettings {
     pub heartbeat_interval: Duration,
     pub heartbeat_misses: u32,
     pub accept_timeout: Duration,
+    pub hello_timeout: Duration,
     pub lease: Duration,
     pub reconnect_grace: Duration,
     pub retry: crate::domain::RetryPolicy,
@@ -295,6 +296,7 @@ impl Settings {
             heartbeat_interval: duration("heartbeat_interval", &raw.heartbeat_interval, ms),
             heartbeat_misses: raw.heartbeat_misses,
             accept_timeout: duration("accept_timeout", &raw.accept_timeout, ms),
+            hello_timeout: duration("hello_timeout", &raw.hello_timeout, ms),
             lease: duration("lease", &raw.lease, ms),
             reconnect_grace: duration("reconnect_grace", &raw.reconnect_grace, Duration::ZERO),
             retry: crate::domain::RetryPolicy {

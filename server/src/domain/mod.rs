@@ -9,6 +9,7 @@ pub mod item;
 pub mod job;
 pub mod retry;
 pub mod status;
+pub mod storable;
 pub mod task;
 
 pub use agent::{AgentRecord, AgentRegistration, AgentSnapshot, CapabilityRecord};

@@ -8,6 +8,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::domain::storable::{NUL_PROBLEM, nul_path_in_json};
+
 use super::error::ApiError;
 use crate::auth::{AuthError, Claims, Permission};
 
@@ -18,21 +20,60 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(NOT_JSON.into()));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    body_too_large()
+                } else {
+                    ApiError::bad_request("invalid_body", rejection.body_text())
+                }
+            })?;
+        if let Some(path) = nul_path_in_json(&bytes) {
+            return Err(ApiError::invalid(path, NUL_PROBLEM));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
 }
 
+/// `Content-Type: application/json` or `application/<something>+json`.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The name of a query parameter whose name or value holds `%00`.
+fn nul_query_param(query: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        pair.contains("%00").then(|| {
+            let name = pair.split('=').next().unwrap_or_default();
+            name.replace("%00", "\\u0000")
+        })
+    })
+}
+
+const NOT_JSON: &str = "send the body as JSON with `Content-Type: application/json` (or multipart/form-data where documented)";
+
 /// Maps axum's JSON rejections to API errors with clear messages.
 pub fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-            "send the body as JSON with `Content-Type: application/json` (or multipart/form-data where documented)".into(),
-        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(NOT_JSON.into()),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
         other => ApiError::bad_request("invalid_body", other.body_text()),
     }
@@ -51,6 +92,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(name) = parts.uri.query().and_then(nul_query_param) {
+            return Err(ApiError::invalid(name, NUL_PROBLEM));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {

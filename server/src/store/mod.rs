@@ -103,6 +103,43 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the same write may succeed if sent again: the connection or
+    /// pool failed, the database was busy, shutting down or out of a
+    /// resource, or the transaction lost a serialization race. Everything
+    /// else (a value the database cannot hold, a constraint, corrupt data)
+    /// fails the same way every time, so nobody should be told to resend.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // Postgres SQLSTATE classes: 08 connection, 40 rollback
+                // (serialization, deadlock), 53 resources, 57 operator
+                // intervention (shutdown), 58 system (I/O).
+                let postgres = ["08", "40", "53", "57", "58"]
+                    .iter()
+                    .any(|class| code.starts_with(class));
+                // SQLite primary result codes (extended codes keep them in
+                // the low byte): BUSY 5, LOCKED 6, IOERR 10, FULL 13.
+                let sqlite = code.len() < 5
+                    && code
+                        .parse::<i32>()
+                        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13));
+                postgres || sqlite
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Decoding failures mean the stored data is not what this build wrote:
 /// they become [`StoreError::Corrupt`]; everything else stays a database error.
 impl From<sqlx::Error> for StoreError {

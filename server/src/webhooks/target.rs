@@ -99,14 +99,28 @@ impl AddressClass {
 }
 
 /// What kind of address `ip` is (IPv4-mapped IPv6 addresses count as their IPv4 address).
+///
+/// The named classes come first, for their messages and settings. Anything
+/// else listed in IANA's IPv4 and IPv6 Special-Purpose Address Registries
+/// (the `iprfc` crate's RFC 6890 tables, generated from them) or in RFC 2765
+/// (IPv4-translated `::ffff:0:0:0/96`) is `Reserved`: documentation and
+/// benchmarking ranges, NAT64 `64:ff9b::/96` and 6to4 `2002::/16` (which
+/// embed an IPv4 address a gateway would reach for us), discard `100::/64`.
+/// None of them is a place a webhook receiver lives.
 pub fn classify(ip: IpAddr) -> AddressClass {
-    match ip {
+    let class = match ip {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => classify_v4(v4),
+            Some(v4) => return classify(IpAddr::V4(v4)),
             None => classify_v6(v6),
         },
+    };
+    if class == AddressClass::Public
+        && (iprfc::RFC6890.contains(&ip) || iprfc::RFC2765.contains(&ip))
+    {
+        return AddressClass::Reserved;
     }
+    class
 }
 
 fn classify_v4(ip: Ipv4Addr) -> AddressClass {
@@ -305,7 +319,22 @@ mod tests {
             ("ff02::1", AddressClass::Multicast),
             ("255.255.255.255", AddressClass::Broadcast),
             ("240.0.0.1", AddressClass::Reserved),
+            // Special-purpose ranges from the IANA registries.
+            ("64:ff9b::a00:1", AddressClass::Reserved),
+            ("64:ff9b::808:808", AddressClass::Reserved),
+            ("2002:a00:1::1", AddressClass::Reserved),
+            ("::ffff:0:a00:1", AddressClass::Reserved),
+            ("2001:db8::1", AddressClass::Reserved),
+            ("100::1", AddressClass::Reserved),
+            ("192.0.2.1", AddressClass::Reserved),
+            ("198.18.0.1", AddressClass::Reserved),
+            ("198.19.255.1", AddressClass::Reserved),
+            ("198.51.100.7", AddressClass::Reserved),
+            ("203.0.113.9", AddressClass::Reserved),
+            ("::ffff:192.0.2.1", AddressClass::Reserved),
             ("8.8.8.8", AddressClass::Public),
+            ("1.1.1.1", AddressClass::Public),
+            ("2001:4860:4860::8888", AddressClass::Public),
             ("172.32.0.1", AddressClass::Public),
             ("100.128.0.1", AddressClass::Public),
             ("2606:4700::1111", AddressClass::Public),

@@ -6,3 +6,4 @@ mod pipeline;
 mod schemas;
 
 mod protocol;
+mod violations;

@@ -273,3 +273,72 @@ async fn failures_are_one_line_with_a_meaningful_exit_code(app: TestApp) {
     assert!(out.stderr.contains("broken on purpose"), "{out:?}");
     failer.kill();
 }
+
+/// No CLI command sends anything (least of all the caller's token) to a
+/// webhook target: `webhooks create --target` names where the hub posts
+/// events, while `--url` stays the hub's own address.
+#[tokio::test]
+async fn webhook_targets_never_see_the_cli_or_its_token() {
+    use axum::http::HeaderMap;
+    use std::sync::{Arc, Mutex};
+
+    let app = crate::webhooks::app(switchyard_tests::Backend::Sqlite).await;
+    let seen: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let recorder = {
+        let seen = seen.clone();
+        axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let has_auth = headers.contains_key("authorization");
+                seen.lock().unwrap().push((uri.to_string(), has_auth));
+                axum::http::StatusCode::OK
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, recorder).await });
+
+    let admin = app.token_for(Role::Admin, "cli-admin");
+    let out = run(
+        &app,
+        &admin,
+        &[
+            "webhooks",
+            "create",
+            "--target",
+            &target,
+            "--events",
+            "job.created",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = run(&app, &admin, &["webhooks", "list", "--json"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(list["webhooks"][0]["url"], target.as_str(), "{list}");
+    let id = list["webhooks"][0]["id"].as_str().unwrap().to_owned();
+
+    // A delivery reaches the target: it is the hub's POST, unauthenticated.
+    app.create_job(json!({"prompt": "p", "pipeline": ["nobody.here"]}))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for args in [
+        vec!["webhooks", "deliveries", id.as_str()],
+        vec!["webhooks", "delete", id.as_str()],
+    ] {
+        let out = run(&app, &admin, &args).await;
+        assert_eq!(out.code, 0, "{args:?}: {out:?}");
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|(uri, _)| uri == "/hook"), "{seen:?}");
+    assert!(seen.iter().all(|(_, auth)| !auth), "{seen:?}");
+}

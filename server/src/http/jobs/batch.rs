@@ -54,9 +54,12 @@ pub struct BatchResponse {
 pub async fn create_batch(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(request): ApiJson<BatchRequest>,
+    body: Result<ApiJson<BatchRequest>, ApiError>,
 ) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
+    // The role first: a caller who may not submit learns that, not what is
+    // wrong with the body.
     let claims = caller.require(Permission::Operate)?;
+    let ApiJson(request) = body?;
     if request.jobs.is_empty() || request.jobs.len() > MAX_BATCH {
         return Err(ApiError::invalid(
             "jobs",

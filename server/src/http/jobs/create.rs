@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::config::is_capability_name;
+use crate::domain::storable::{NUL_PROBLEM, nul_path};
 use crate::domain::{Document, DocumentMeta, NewJob};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{body_too_large, json_rejection};
@@ -288,9 +289,17 @@ pub fn validate(
         }
     }
 
+    if prompt.contains('\0') {
+        errors.push(FieldError::new("prompt", NUL_PROBLEM));
+    }
+
     let context = body.context.unwrap_or_else(|| serde_json::json!({}));
     if !context.is_object() {
         errors.push(FieldError::new("context", "must be a JSON object"));
+    }
+    // Wrapped, so a NUL in a top-level key is reported as `context`.
+    if let Some(path) = nul_path(&serde_json::json!({ "context": &context })) {
+        errors.push(FieldError::new(path, NUL_PROBLEM));
     }
 
     let priority = body.priority.unwrap_or(5);

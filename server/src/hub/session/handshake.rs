@@ -1,7 +1,6 @@
 //! The first exchange: `hello` in, `welcome` out.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use chrono::Utc;
@@ -13,15 +12,14 @@ use switchyard_agent::protocol::{
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{Held, Session, SessionContext, rate_limiter, send_error};
+use super::socket_error::closing_for;
+use super::{Held, Session, SessionContext, close_with, rate_limiter, send_error};
 use crate::config::is_capability_name;
+use crate::domain::storable::{NUL_PROBLEM, nul_path_in_json};
 use crate::domain::{AgentRegistration, CapabilityRecord};
 use crate::hub::assign::frame;
 use crate::hub::command::{CapabilityLimits, Command, Outbound};
 use crate::hub::schema::compile;
-
-/// How long a new connection may take to say `hello`.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Refuses the connection: an `error` frame naming the problem, then a close.
 fn refuse(
@@ -45,17 +43,27 @@ pub(super) async fn handshake(
     ctx: &SessionContext,
     out: mpsc::Sender<Outbound>,
 ) -> Option<Session> {
+    // One deadline for the whole wait: pings and pongs do not extend it.
+    let hello_timeout = ctx.hub.settings.hello_timeout;
+    let deadline = tokio::time::Instant::now() + hello_timeout;
     let text = loop {
-        match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => {
                 return refuse(
                     &out,
                     "hello_timeout",
-                    format!("no `hello` within {HELLO_TIMEOUT:?}"),
+                    format!("no `hello` within {hello_timeout:?} (hello_timeout)"),
                     1008,
                 );
             }
-            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return None,
+            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return None,
+            Ok(Some(Err(e))) => {
+                tracing::info!(error = %e, "agent socket error before hello");
+                if let Some(closing) = closing_for(e, ctx.hub.settings.max_frame_bytes) {
+                    close_with(&out, closing);
+                }
+                return None;
+            }
             Ok(Some(Ok(Message::Text(text)))) => break text,
             Ok(Some(Ok(Message::Binary(_)))) => {
                 return refuse(
@@ -80,6 +88,14 @@ pub(super) async fn handshake(
         }
         Err(e) => return refuse(&out, "invalid_message", e, 1008),
     };
+    if let Some(path) = nul_path_in_json(text.as_bytes()) {
+        return refuse(
+            &out,
+            "invalid_hello",
+            format!("`{path}` {NUL_PROBLEM}"),
+            1008,
+        );
+    }
     if !SUPPORTED_PROTOCOLS.contains(&hello.protocol) {
         let supported: Vec<String> = SUPPORTED_PROTOCOLS.iter().map(u32::to_string).collect();
         return refuse(

@@ -118,11 +118,20 @@ impl Session {
                     });
                     self.ack(task, "complete");
                 }
-                Err(e) => {
-                    if !is_refusal(&e) {
-                        self.running.insert(task.task_id, held);
-                    }
+                Err(e) if e.is_transient() => {
+                    // The agent sends its result again; the task stays held.
+                    self.running.insert(task.task_id, held);
                     self.refused(task.task_id, &e);
+                }
+                Err(e) if is_refusal(&e) => self.refused(task.task_id, &e),
+                Err(e) => {
+                    // A result the store cannot hold fails the same way every
+                    // time: the attempt fails now (and is retried within
+                    // max_attempts) instead of holding the agent's slot.
+                    self.refused(task.task_id, &e);
+                    self.running.insert(task.task_id, held);
+                    let error = format!("the hub could not store the result of this attempt: {e}");
+                    self.record_failure(task, error, true);
                 }
             },
             Done::Failed { task, result } => match result {

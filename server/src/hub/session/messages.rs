@@ -14,7 +14,9 @@ use switchyard_agent::protocol::{
 use uuid::Uuid;
 
 use super::in_flight::{Done, MAX_IN_FLIGHT};
-use super::{Held, Session, send_error};
+use super::socket_error::closing_for;
+use super::{Held, Session, close_with, send_error};
+use crate::domain::storable::{NUL_PROBLEM, nul_path_in_json};
 use crate::domain::{TaskCompletion, TaskFailure};
 use crate::hub::assign::frame;
 use crate::hub::command::{Command, Outbound};
@@ -50,23 +52,8 @@ impl Session {
             Some(Ok(message)) => message,
             Some(Err(e)) => {
                 let text = e.to_string();
-                if text.contains("too long")
-                    || text.contains("Space limit")
-                    || text.contains("too big")
-                {
-                    let limit = self.hub.settings.max_frame_bytes;
-                    send_error(
-                        &self.out,
-                        "frame_too_large",
-                        format!(
-                            "a frame was larger than this hub accepts ({limit} bytes, max_frame_bytes)"
-                        ),
-                        None,
-                    );
-                    let _ = self.out.try_send(Outbound::Close {
-                        code: 1009,
-                        reason: format!("frame larger than {limit} bytes"),
-                    });
+                if let Some(closing) = closing_for(e, self.hub.settings.max_frame_bytes) {
+                    close_with(&self.out, closing);
                 }
                 tracing::info!(agent_id = %self.agent_id, error = %text, "agent socket error");
                 return Some(false);
@@ -103,6 +90,13 @@ impl Session {
             Ok(message) => message,
             Err(problem) => return send_error(&self.out, "invalid_message", problem, None),
         };
+        let message = match nul_path_in_json(text.as_bytes()) {
+            None => message,
+            Some(path) => match self.unstorable(message, &path) {
+                Some(message) => message,
+                None => return,
+            },
+        };
         match message {
             AgentMessage::Hello(_) => send_error(
                 &self.out,
@@ -137,6 +131,45 @@ impl Session {
         }
     }
 
+    /// A message holding a NUL (see `domain::storable`). Free-text reasons
+    /// of `fail` and `decline` are kept with the NUL replaced (returned to be
+    /// handled); anything else is refused naming the field, and an attempt
+    /// whose item or result cannot be stored fails now rather than later.
+    fn unstorable(&mut self, message: AgentMessage, path: &str) -> Option<AgentMessage> {
+        let problem = format!("`{path}` {NUL_PROBLEM}");
+        let (task, fails_attempt) = match message {
+            AgentMessage::Fail(mut f) => {
+                f.error = f.error.replace('\0', "\u{fffd}");
+                return Some(AgentMessage::Fail(f));
+            }
+            AgentMessage::Decline(mut d) => {
+                d.reason = d.reason.map(|r| r.replace('\0', "\u{fffd}"));
+                return Some(AgentMessage::Decline(d));
+            }
+            AgentMessage::Item(i) => (Some((i.task_id, i.attempt)), true),
+            AgentMessage::Complete(c) => (Some((c.task_id, c.attempt)), true),
+            AgentMessage::Progress(p) => (Some((p.task_id, p.attempt)), false),
+            _ => (None, false),
+        };
+        send_error(
+            &self.out,
+            "invalid_message",
+            problem.clone(),
+            task.map(|t| t.0),
+        );
+        if let Some((task_id, attempt)) = task
+            && fails_attempt
+            && self
+                .running
+                .get(&task_id)
+                .is_some_and(|held| held.attempt == attempt as i32)
+        {
+            let task = TaskRef { task_id, attempt };
+            self.record_failure(task, format!("the agent sent {problem}"), true);
+        }
+        None
+    }
+
     /// Reports a refused message about a task, and counts it against trust.
     pub(super) fn refused(&self, task_id: Uuid, error: &StoreError) {
         let (code, message) = match error {
@@ -145,12 +178,18 @@ impl Session {
                 "unknown_task",
                 format!("task {task_id} is not known to this hub"),
             ),
-            other => (
+            other if other.is_transient() => (
                 "internal",
                 format!("could not record the message: {other}; send it again"),
             ),
+            other => (
+                "unstorable",
+                format!(
+                    "the hub cannot store this message: {other}; sending it again fails the same way"
+                ),
+            ),
         };
-        if code != "internal" {
+        if code == "stale_attempt" || code == "unknown_task" {
             self.hub.send(Command::Refused {
                 agent_id: self.agent_id,
             });
@@ -362,7 +401,7 @@ impl Session {
     }
 
     /// Records a failed attempt (assigned or running) held by this agent.
-    fn record_failure(&mut self, task: TaskRef, error: String, retryable: bool) {
+    pub(super) fn record_failure(&mut self, task: TaskRef, error: String, retryable: bool) {
         let failure = TaskFailure {
             task_id: task.task_id,
             attempt: task.attempt as i32,

@@ -12,6 +12,7 @@
 mod handshake;
 mod in_flight;
 mod messages;
+mod socket_error;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -156,6 +157,15 @@ fn send_error(
         task_id,
     });
     let _ = out.try_send(Outbound::Frame(frame(&error)));
+}
+
+/// Answers a broken socket: an `error` frame, then the close it calls for.
+fn close_with(out: &mpsc::Sender<Outbound>, closing: socket_error::Closing) {
+    send_error(out, closing.error_code, closing.message, None);
+    let _ = out.try_send(Outbound::Close {
+        code: closing.close_code,
+        reason: closing.reason,
+    });
 }
 
 fn rate_limiter(per_second: u32) -> DefaultDirectRateLimiter {
