@@ -525,4 +525,83 @@ mod tests {
         assert_eq!(h.capabilities[0].max_concurrency, 1);
         assert_eq!(h.capabilities[0].input_schema, serde_json::json!({}));
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::super::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![".*", "[a-z_]{0,10}", Just("\0".to_owned())]
+        }
+
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                text().prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                    prop::collection::btree_map(text(), inner, 0..5)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_message_or_a_reason(raw in ".*") {
+                if let Err(reason) = parse_agent_message(&raw) {
+                    prop_assert!(!reason.is_empty());
+                }
+            }
+
+            /// Every message type with arbitrary fields: decoded, or refused
+            /// with a reason; never a panic.
+            #[test]
+            fn any_fields_of_any_type_decode_or_are_refused(
+                kind in prop::sample::select(AgentMessage::TYPES),
+                fields in prop::collection::btree_map(
+                    prop_oneof![
+                        Just("task_id".to_owned()), Just("attempt".to_owned()),
+                        Just("output".to_owned()), Just("usage".to_owned()),
+                        Just("capabilities".to_owned()), Just("resume".to_owned()),
+                        Just("data".to_owned()), Just("item_id".to_owned()), text()
+                    ],
+                    any_json(),
+                    0..8,
+                ),
+            ) {
+                let mut frame: serde_json::Map<String, Value> = fields.into_iter().collect();
+                frame.insert("type".into(), Value::from(kind));
+                if let Err(reason) = parse_agent_message(&Value::Object(frame).to_string()) {
+                    prop_assert!(reason.contains(kind), "{}", reason);
+                }
+            }
+
+            #[test]
+            fn valid_frames_round_trip(
+                attempt in any::<u32>(),
+                output in any_json(),
+                tokens in any::<u64>(),
+                reason in proptest::option::of(text()),
+            ) {
+                let message = AgentMessage::Complete(Complete {
+                    task_id: Uuid::now_v7(),
+                    attempt,
+                    output,
+                    verdict: Verdict::Rejected,
+                    reason,
+                    usage: Usage { tokens_in: tokens, ..Usage::default() },
+                });
+                let text = serde_json::to_string(&message).unwrap();
+                prop_assert_eq!(parse_agent_message(&text).unwrap(), message);
+            }
+        }
+    }
 }

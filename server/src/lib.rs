@@ -18,6 +18,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod events;
+#[cfg(test)]
+mod fuzz_support;
 pub mod http;
 pub mod hub;
 pub mod report;

@@ -85,6 +85,38 @@ async fn latency_sessions_failover_and_pipeline() {
     assert!(metric(&hooks, "deliveries_per_second") > 0.0);
 }
 
+/// The soak's machinery on both stores: calibration, open-loop load,
+/// samples, growth checks. Its judgement needs a long run (`--duration 30m`,
+/// docs/benchmarks.md); this only proves the parts work together.
+#[tokio::test]
+async fn soak_samples_and_judges_on_both_backends() {
+    for backend in ["sqlite", "postgres"] {
+        let report = bench(&[
+            "soak",
+            "--backend",
+            backend,
+            "--tasks",
+            "100",
+            "--agents",
+            "1",
+            "--slots",
+            "4",
+            "--duration",
+            "1500ms",
+            "--sample-every",
+            "300ms",
+        ])
+        .await;
+        assert!(metric(&report, "soak_jobs") > 0.0, "{report}");
+        assert!(metric(&report, "last_rss") > 0.0, "{report}");
+        assert!(metric(&report, "last_store_per_job") > 0.0, "{report}");
+        assert!(
+            report["notes"].to_string().contains("growth not judged"),
+            "five samples are too few to judge: {report}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_flags_are_refused_clearly() {
     let output = tokio::process::Command::new(switchyard_tests::cli::binary())

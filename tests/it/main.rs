@@ -10,6 +10,8 @@ mod api_jobs;
 mod bench;
 mod cli;
 mod config;
+mod crash;
+mod db_restart;
 mod events;
 mod monitor;
 mod nul;

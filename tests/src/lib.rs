@@ -5,8 +5,10 @@
 pub mod app;
 pub mod cli;
 pub mod db;
+pub mod process;
 pub mod raw_agent;
 pub mod sse;
+pub mod temp_pg;
 
 pub use app::{Backend, TestApp, spawn_app, spawn_app_with};
 

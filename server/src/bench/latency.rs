@@ -21,9 +21,9 @@ use super::target::Target;
 use crate::auth::Role;
 
 /// Receipt times by the bench's own sequence number (carried in the job context).
-type Receipts = Arc<DashMap<u64, Instant>>;
+pub(super) type Receipts = Arc<DashMap<u64, Instant>>;
 
-async fn receivers(
+pub(super) async fn receivers(
     target: &Target,
     agents: usize,
     slots: u32,

@@ -16,6 +16,7 @@ mod latency;
 mod pipeline;
 mod report;
 mod sessions;
+mod soak;
 pub mod target;
 mod webhooks;
 
@@ -37,6 +38,7 @@ pub enum Scenario {
     Failover,
     Pipeline,
     Webhooks,
+    Soak,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -80,6 +82,9 @@ pub struct BenchArgs {
     /// Length of each open-loop rate, and of the idle window (sessions), e.g. 30s.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
+    /// How often the soak samples memory, descriptors, latency and store size.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub sample_every: Duration,
     /// Repeat the scenario and report the median of each number.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
@@ -89,6 +94,7 @@ pub struct BenchArgs {
 }
 
 /// Parameters the scenarios share.
+#[derive(Clone)]
 pub struct Common {
     pub tasks: usize,
     pub agents: usize,
@@ -98,6 +104,7 @@ pub struct Common {
     pub requirements: usize,
     pub rates: Vec<u64>,
     pub duration: Duration,
+    pub sample_every: Duration,
 }
 
 /// Runs the benchmark; `Ok(false)` when a run's own checks failed.
@@ -118,7 +125,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         requirements: args.requirements,
         rates: args.rates.clone(),
         duration: args.duration,
+        sample_every: args.sample_every,
     };
+    if args.sample_every.is_zero() {
+        bail!("--sample-every must be longer than zero, e.g. 60s");
+    }
     let mut reports = Vec::new();
     for _ in 0..args.runs {
         let target = match &args.url {
@@ -156,6 +167,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
             Scenario::Failover => failover::run(&target, &common).await,
             Scenario::Pipeline => pipeline::run(&target, &common).await,
             Scenario::Webhooks => webhooks::run(&target, &common).await,
+            Scenario::Soak => soak::run(&target, &common).await,
         };
         target.shutdown().await;
         reports.push(result?);

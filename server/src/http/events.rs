@@ -352,4 +352,30 @@ mod tests {
         );
         assert!(parse_types(Some(",")).is_err());
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn a_resume_point_is_exactly_a_non_negative_integer(raw in crate::fuzz_support::text()) {
+                let parsed = resume_point(&HeaderMap::new(), Some(&raw));
+                let digits = raw.trim();
+                let valid = !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && digits.parse::<i64>().is_ok();
+                prop_assert_eq!(parsed.is_ok(), valid, "{:?}", raw);
+            }
+
+            #[test]
+            fn every_seq_round_trips(seq in 0..=i64::MAX) {
+                prop_assert_eq!(resume_point(&HeaderMap::new(), Some(&seq.to_string())).ok(), Some(Some(seq)));
+                let mut headers = HeaderMap::new();
+                headers.insert("last-event-id", HeaderValue::from(seq));
+                prop_assert_eq!(resume_point(&headers, Some("x")).ok(), Some(Some(seq)));
+            }
+        }
+    }
 }

@@ -269,4 +269,35 @@ mod tests {
             json!({"type": "event", "id": "s\"1", "event": {"seq": 3}})
         );
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::super::{ClientMessage, parse};
+
+        proptest! {
+            #[test]
+            fn any_text_gets_a_message_or_a_refusal(text in crate::fuzz_support::text()) {
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn any_json_gets_a_message_or_a_refusal(value in crate::fuzz_support::json()) {
+                let _ = parse(&value.to_string());
+            }
+
+            #[test]
+            fn subscribe_resumes_after_any_seq(after in any::<u64>(), id in "[a-z0-9]{1,16}") {
+                let frame = json!({"type": "subscribe", "id": id, "topic": "*", "after": after});
+                match parse(&frame.to_string()) {
+                    Ok(ClientMessage::Subscribe { after: Some(got), .. }) => {
+                        prop_assert_eq!(got as u64, after);
+                    }
+                    Ok(other) => prop_assert!(false, "{:?}", other),
+                    Err(refusal) => prop_assert!(after > i64::MAX as u64, "{}", refusal.frame()),
+                }
+            }
+        }
+    }
 }

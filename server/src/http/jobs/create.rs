@@ -455,3 +455,72 @@ fn request_hash(
     });
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::RawConfig;
+    use crate::fuzz_support::{json as any_json, text};
+
+    fn request() -> impl Strategy<Value = serde_json::Value> {
+        (
+            proptest::option::of(text()),
+            proptest::option::of(prop::collection::vec(text(), 0..4)),
+            proptest::option::of(any_json()),
+            proptest::option::of(any::<i64>()),
+            proptest::option::of(prop::collection::vec(text(), 0..4)),
+            proptest::option::of(any::<i64>()),
+            proptest::option::of((
+                text(),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+            )),
+        )
+            .prop_map(
+                |(prompt, pipeline, context, priority, labels, attempts, document)| {
+                    let mut body = json!({});
+                    let mut set = |k: &str, v: Option<serde_json::Value>| {
+                        if let Some(v) = v {
+                            body[k] = v;
+                        }
+                    };
+                    set("prompt", prompt.map(Into::into));
+                    set("pipeline", pipeline.map(Into::into));
+                    set("context", context);
+                    set("priority", priority.map(Into::into));
+                    set("labels", labels.map(Into::into));
+                    set("max_attempts", attempts.map(Into::into));
+                    set(
+                    "document",
+                    document.map(|(content, name, kind)| {
+                        json!({"content_base64": content, "file_name": name, "content_type": kind})
+                    }),
+                );
+                    body
+                },
+            )
+    }
+
+    proptest! {
+        /// Any body is a job or field errors, never a panic; a NUL anywhere
+        /// in what is stored is one of the errors.
+        #[test]
+        fn any_body_is_a_job_or_field_errors(body in request()) {
+            let settings = Settings::from_raw(RawConfig::default()).expect("defaults are valid");
+            let request: CreateJobRequest = serde_json::from_value(body.clone()).expect("well-typed");
+            let has_nul = body["prompt"].as_str().is_some_and(|p| p.contains('\0'))
+                || crate::domain::storable::nul_path(&body["context"]).is_some();
+            match validate(draft_from_json(request), &settings, "fuzz", None) {
+                Ok(job) => {
+                    prop_assert!(!has_nul, "{}", body);
+                    prop_assert!(!job.prompt.trim().is_empty());
+                }
+                Err(ApiError::Validation(fields)) => prop_assert!(!fields.is_empty()),
+                Err(other) => prop_assert!(false, "{other}"),
+            }
+        }
+    }
+}

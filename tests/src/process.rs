@@ -1,0 +1,112 @@
+//! `switchyard serve` as a real child process, for tests that kill it.
+//!
+//! In-process hubs ([`crate::spawn_app`]) cannot be killed with SIGKILL:
+//! crash tests need the operating system to end the hub mid-write, exactly
+//! as a power cut or an OOM kill would, and a new process to start on the
+//! same database.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use switchyard::auth::{JwtKeys, Role};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::app::TEST_SECRET;
+
+/// A hub process, its database and data directory. The port stays the
+/// same across restarts, so agents reconnect to the same URL.
+pub struct ServeProcess {
+    pub base: String,
+    pub database_url: String,
+    pub port: u16,
+    env: Vec<(String, String)>,
+    data_dir: TempDir,
+    child: Option<Child>,
+    keys: JwtKeys,
+}
+
+impl ServeProcess {
+    /// Starts `serve` on `database_url`, with `env` (`SWITCHYARD_*`
+    /// settings) on top of the test defaults, and waits until it is ready.
+    pub async fn start(database_url: String, env: &[(&str, &str)]) -> ServeProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut process = ServeProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            database_url,
+            port,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            data_dir: tempfile::tempdir().expect("temp data dir"),
+            child: None,
+            keys: JwtKeys::new(TEST_SECRET.as_bytes(), None),
+        };
+        process.restart().await;
+        process
+    }
+
+    /// Starts the process again (after [`ServeProcess::kill9`]) and waits
+    /// until it is ready.
+    pub async fn restart(&mut self) {
+        let binary: PathBuf = crate::cli::binary();
+        let mut command = Command::new(binary);
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--database-url", &self.database_url])
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .env("SWITCHYARD_JWT_SECRET", TEST_SECRET)
+            .env("SWITCHYARD_RATE_LIMIT_PER_SECOND", "0")
+            .env("SWITCHYARD_LOG_FILTER", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        self.child = Some(command.spawn().expect("start switchyard serve"));
+        self.wait_ready(Duration::from_secs(30)).await;
+    }
+
+    /// Waits until `GET /ready` answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(res) = client.get(format!("{}/ready", self.base)).send().await
+                && res.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the hub at {} was not ready within {timeout:?}",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// SIGKILL: the process ends wherever it is, nothing is flushed.
+    pub async fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().expect("SIGKILL the hub");
+            child.wait().await.expect("reap the hub");
+        }
+    }
+
+    pub fn token(&self, role: Role, sub: &str) -> String {
+        self.keys
+            .issue(sub, role, Duration::from_secs(3600))
+            .expect("sign token")
+    }
+
+    pub fn agent_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/v1/agents/connect", self.port)
+    }
+}
