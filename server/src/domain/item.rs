@@ -16,8 +16,8 @@ pub struct Item {
     /// The pipeline stage (0-based) that emitted it.
     pub stage: i32,
     pub status: ItemStatus,
-    /// The item's content as emitted (text, name, kind, tags, citations, ...).
-    #[schema(value_type = Object)]
+    /// The item's content as emitted (text, name, kind, tags, citations,
+    /// ...): any JSON value, usually an object.
     pub data: serde_json::Value,
     pub rejection_reason: Option<String>,
     pub last_error: Option<String>,

@@ -50,9 +50,9 @@ pub struct CapabilityView {
     pub max_concurrency: u32,
     #[schema(value_type = Object)]
     pub pricing: serde_json::Value,
-    #[schema(value_type = Object)]
+    /// A JSON Schema: an object, or `true`/`false`.
     pub input_schema: serde_json::Value,
-    #[schema(value_type = Object)]
+    /// A JSON Schema: an object, or `true`/`false`.
     pub output_schema: serde_json::Value,
 }
 
@@ -117,7 +117,7 @@ fn view(record: AgentRecord, live: Option<LiveAgent>) -> AgentView {
 }
 
 /// Connect as an agent (WebSocket upgrade; token role `agent`, sub = agent name).
-#[utoipa::path(get, path = "/v1/agents/connect", tag = "agents",
+#[utoipa::path(get, path = "/v1/agents/connect", operation_id = "agent_connect", tag = "agents",
     responses((status = 101, description = "Switching protocols; see docs/protocol.md"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn connect(

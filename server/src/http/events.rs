@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Query of `GET /v1/jobs/{id}/events`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobEventsQuery {
     /// Resume after this seq (the `Last-Event-ID` header wins when both are sent).
@@ -46,6 +47,7 @@ pub struct JobEventsQuery {
 
 /// Query of `GET /v1/events`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Comma-separated event types, e.g. `job.completed,job.failed`.
@@ -61,6 +63,7 @@ pub struct EventsQuery {
 
 /// Query of `GET /v1/stream`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// From `POST /v1/stream/tickets`; single use.
@@ -266,7 +269,7 @@ pub async fn create_ticket(
 /// `agents` and `stats`. Authenticate with `?ticket=` (from
 /// `POST /v1/stream/tickets`), a bearer token, or a first message
 /// `{"type":"auth","token":"<jwt>"}`.
-#[utoipa::path(get, path = "/v1/stream", tag = "events", params(StreamQuery),
+#[utoipa::path(get, path = "/v1/stream", operation_id = "stream_connect", tag = "events", params(StreamQuery),
     responses((status = 101, description = "Switching protocols; see docs/events.md"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn connect(

@@ -117,16 +117,30 @@ pub async fn retry_failed(
 
 /// Query of `GET /v1/jobs/{id}/report`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// json (default), text or markdown.
+    #[param(value_type = Option<ReportFormat>)]
     pub format: Option<String>,
+}
+
+/// The forms a report comes in (documentation of `format`; the handler
+/// reads the string itself to name a wrong value in its error).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ReportFormat {
+    Json,
+    Text,
+    Markdown,
 }
 
 /// The job's full report (summary, stages, items, tags, priorities, LLM
 /// usage and cost, citations, rejected and failed items) as JSON, text or Markdown.
 #[utoipa::path(get, path = "/v1/jobs/{id}/report", tag = "reports", params(("id" = Uuid, Path), ReportQuery),
-    responses((status = 200, body = JobReport, description = "JSON; text/plain or text/markdown with format=text|markdown"),
+    responses((status = 200, description = "JSON; text/plain or text/markdown with format=text|markdown",
+            content((JobReport = "application/json"), (String = "text/plain"), (String = "text/markdown"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn job_report(
@@ -168,6 +182,7 @@ pub async fn job_report(
 
 /// Query of `GET /v1/stats/daily`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DailyQuery {
     /// Days to cover, today included: 1 to 365 (default 7).

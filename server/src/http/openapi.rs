@@ -17,7 +17,7 @@ use crate::http::{agents, error, events, health, jobs, monitor, webhooks};
         events::job_events, events::events, events::create_ticket, events::connect,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::get_webhook, webhooks::update_webhook, webhooks::delete_webhook, webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_events,
     ),
-    components(schemas(error::ErrorBody, error::FieldError)),
+    components(schemas(error::ErrorBody, error::FieldError, monitor::ReportFormat)),
     modifiers(&BearerAuth),
     tags((name = "jobs", description = "Submit and follow jobs"), (name = "agents", description = "Agents and their WebSocket"), (name = "operations", description = "Health and readiness"), (name = "reports", description = "Progress, stuck work, reports, daily statistics, agent health, re-runs (docs/reports.md)"), (name = "webhooks", description = "Signed webhook subscriptions, their deliveries and replays (docs/webhooks.md)"), (name = "events", description = "Job events: SSE, the WebSocket stream and its tickets (docs/events.md)")),
 )]

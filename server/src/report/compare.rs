@@ -45,9 +45,8 @@ pub struct SideItem {
 pub struct FieldChange {
     /// `status`, `rejection_reason`, or `data.<key>`.
     pub field: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value: a status, a reason, null, or the item's data value.
     pub before: Value,
-    #[schema(value_type = Object)]
     pub after: Value,
 }
 

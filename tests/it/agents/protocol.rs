@@ -86,6 +86,16 @@ async fn handshake_problems_are_named_then_closed() {
             "invalid_hello",
             "input_schema",
         ),
+        (
+            json!({"type": "hello", "protocol": 1, "name": "a1", "capabilities": [{"name": "x", "pricing": {"per_request": 1e300}}]}),
+            "invalid_hello",
+            "pricing.per_request",
+        ),
+        (
+            json!({"type": "hello", "protocol": 1, "name": "a1", "capabilities": [{"name": "x", "pricing": {"per_1k_input_tokens": -1}}]}),
+            "invalid_hello",
+            "pricing.per_1k_input_tokens",
+        ),
     ];
     for (hello, code, text) in cases {
         let mut agent = RawAgent::connect(&app, "a1").await;

@@ -38,6 +38,7 @@ pub struct ItemList {
 
 /// Query of `GET /v1/jobs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListJobsQuery {
     /// waiting, queued, running, completed, failed or cancelled.
@@ -52,6 +53,7 @@ pub struct ListJobsQuery {
 
 /// Query of `GET /v1/jobs/{id}/items`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListItemsQuery {
     /// pending, validating, integrated, rejected or failed.

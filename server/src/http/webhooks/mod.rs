@@ -65,6 +65,7 @@ pub struct DeliveryList {
 
 /// Query of `GET /v1/webhooks/{id}/deliveries`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {
     /// 1 to 500; default 50.

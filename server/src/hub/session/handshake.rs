@@ -213,6 +213,10 @@ pub(super) async fn handshake(
     })
 }
 
+/// The highest price per unit a capability may declare: costs stay finite
+/// (a report's sum of u64 token counts times prices cannot overflow f64).
+const MAX_PRICE: f64 = 1e9;
+
 type Checked = (
     Vec<CapabilityRecord>,
     HashMap<String, CapabilityLimits>,
@@ -243,6 +247,19 @@ fn check_capabilities(hello: &Hello) -> Result<Checked, String> {
                 "capability `{}`: max_concurrency {} is out of range; use 1 to 1024",
                 cap.name, cap.max_concurrency
             ));
+        }
+        let p = &cap.pricing;
+        for (field, price) in [
+            ("per_1k_input_tokens", p.per_1k_input_tokens),
+            ("per_1k_output_tokens", p.per_1k_output_tokens),
+            ("per_request", p.per_request),
+        ] {
+            if !(0.0..=MAX_PRICE).contains(&price) {
+                return Err(format!(
+                    "capability `{}`: pricing.{field} {price} is out of range; use 0 to {MAX_PRICE}",
+                    cap.name
+                ));
+            }
         }
         let input = compile(&cap.input_schema).map_err(|e| {
             format!(
