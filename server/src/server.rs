@@ -69,6 +69,18 @@ impl Hub {
                 url: redact_url(&settings.database_url),
                 error,
             })?;
+        // Where the event pump starts, read before anything below can append
+        // an event (the dispatcher recovers work at once): every event
+        // committed after this is published on the bus. Read later, by the
+        // pump itself, the first events of a busy start were never published,
+        // and a stream that was waiting for them waited for ever.
+        let published = store
+            .last_event_seq()
+            .await
+            .map_err(|error| StartError::Store {
+                url: redact_url(&settings.database_url),
+                error,
+            })?;
 
         let (secret, source) = load_or_generate(settings.jwt_secret.as_deref(), &settings.data_dir)
             .map_err(StartError::Secret)?;
@@ -112,9 +124,11 @@ impl Hub {
         let (hub, dispatcher) =
             HubHandle::start(store.clone(), settings.hub.clone(), shutdown.clone());
         let bus = EventBus::new(settings.events.bus_capacity);
+        bus.start_at(published);
         tokio::spawn(crate::events::pump::run(
             store.clone(),
             bus.clone(),
+            published,
             shutdown.clone(),
         ));
         tokio::spawn(crate::events::retention::run(

@@ -45,6 +45,12 @@ impl EventBus {
         self.latest.subscribe()
     }
 
+    /// The newest event stored when the hub started; the pump publishes
+    /// what follows it.
+    pub(crate) fn start_at(&self, seq: i64) {
+        self.latest.send_replace(seq);
+    }
+
     pub(crate) fn publish(&self, event: Arc<BusEvent>) {
         let seq = event.event.seq;
         // No subscriber is fine: nobody is listening right now.

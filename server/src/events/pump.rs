@@ -11,22 +11,11 @@ use crate::store::DynStore;
 /// Events read per round trip.
 const BATCH: u32 = 1000;
 
-/// Runs until `shutdown`; starts after the newest event already stored
-/// (history is replayed by streams from the store, not from the bus).
-pub async fn run(store: DynStore, bus: EventBus, shutdown: CancellationToken) {
+/// Runs until `shutdown`, publishing every event after `last`: the newest
+/// event stored at start, which `Server::start` reads before anything can
+/// append (history is replayed by streams from the store, not from the bus).
+pub async fn run(store: DynStore, bus: EventBus, mut last: i64, shutdown: CancellationToken) {
     let mut commits = store.commits();
-    let mut last = loop {
-        match store.last_event_seq().await {
-            Ok(seq) => break seq,
-            Err(e) => {
-                tracing::warn!(error = %e, "event pump cannot read the log yet; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    };
     loop {
         // Everything committed so far, in order.
         loop {

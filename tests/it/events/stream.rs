@@ -353,13 +353,24 @@ async fn agents_and_stats_snapshots_arrive_and_follow_changes() {
     }
 
     client.subscribe("s", "stats", None).await;
-    let stats = client.expect("stats").await;
+    // `latest_seq` is the newest event the hub has *published*; the event
+    // pump may not have published the agent's `agent.connected` yet when
+    // the first frame is built, so wait for a frame that has it.
+    let stats = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let stats = client.expect("stats").await;
+            if stats["latest_seq"].as_i64() >= Some(1) {
+                break stats;
+            }
+        }
+    })
+    .await
+    .expect("a stats frame with latest_seq >= 1 within 10 s");
     assert_eq!(stats["id"], "s");
     assert_eq!(
         stats["agents"],
         json!({"connected": 1, "draining": 0, "offline": 0, "degraded": 0})
     );
-    assert!(stats["latest_seq"].as_i64() >= Some(1), "{stats}");
     assert!(
         stats["at"]
             .as_str()
