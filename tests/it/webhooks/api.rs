@@ -168,6 +168,26 @@ async fn bad_input_creates_nothing(app: TestApp) {
         "is a private address",
     )
     .await;
+    // IANA special-purpose ranges: never a webhook receiver.
+    for target in [
+        "http://[64:ff9b::a00:1]/",
+        "http://[2002:a00:1::1]/",
+        "http://[::ffff:0:a00:1]/",
+        "http://[2001:db8::1]/",
+        "http://[100::1]/",
+        "http://192.0.2.1/",
+        "http://198.18.0.1/",
+        "http://198.51.100.7/",
+        "http://203.0.113.9/",
+    ] {
+        refused(
+            &app,
+            json!({"url": target, "event_types": ["*"]}),
+            422,
+            "is a reserved address; such targets are never allowed",
+        )
+        .await;
+    }
     refused(
         &app,
         json!({"url": ok_url, "event_types": ["*"], "label": "no spaces"}),
