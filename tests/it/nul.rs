@@ -246,20 +246,8 @@ async fn a_document_with_nul_cannot_stall_the_creator(app: TestApp) {
     }
 }
 
-macro_rules! nul_tests {
-    ($($name:ident),+) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::app(switchyard_tests::Backend::Sqlite).await).await; })+
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::app(switchyard_tests::Backend::Postgres).await).await; })+
-        }
-    };
-}
-
-nul_tests!(
+switchyard_tests::backend_tests!(
+    app = super::app;
     rest_input_with_nul_is_422_naming_the_field,
     frames_with_nul_are_refused_and_fail_their_attempt,
     a_document_with_nul_cannot_stall_the_creator
