@@ -2,6 +2,8 @@
 //! The hub refuses it at its edges, naming the field, on both stores alike:
 //! a 422 on REST, `invalid_message` on an agent frame. An attempt whose item
 //! or result holds one fails at once instead of holding its agent's slot.
+//! Any other write the store refuses for good is `unstorable`, never "send
+//! it again".
 
 use std::time::Duration;
 
@@ -250,5 +252,66 @@ switchyard_tests::backend_tests!(
     app = super::app;
     rest_input_with_nul_is_422_naming_the_field,
     frames_with_nul_are_refused_and_fail_their_attempt,
-    a_document_with_nul_cannot_stall_the_creator
+    a_document_with_nul_cannot_stall_the_creator,
+    a_result_the_store_refuses_for_good_fails_its_attempt
 );
+
+/// A `complete` the store refuses for good (here a trigger, standing in for
+/// any permanent database error) is `unstorable`, not "send it again", and
+/// its attempt fails at once: the next attempt comes back to the agent.
+async fn a_result_the_store_refuses_for_good_fails_its_attempt(app: TestApp) {
+    exec(
+        &app,
+        match app.backend {
+            Backend::Sqlite => vec![
+                "CREATE TRIGGER refuse_done BEFORE UPDATE ON tasks WHEN NEW.status = 'succeeded' \
+             BEGIN SELECT RAISE(ABORT, 'refused for good'); END",
+            ],
+            Backend::Postgres => vec![
+                "CREATE FUNCTION refuse_done() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.status = 'succeeded' THEN RAISE EXCEPTION 'refused for good'; END IF; \
+             RETURN NEW; END $$",
+                "CREATE TRIGGER refuse_done BEFORE UPDATE ON tasks \
+             FOR EACH ROW EXECUTE FUNCTION refuse_done()",
+            ],
+        },
+    )
+    .await;
+    let (mut agent, _) = RawAgent::hello(&app, "raw-refused", "test.refused", 1, json!([])).await;
+    app.create_job(json!({"prompt": "p", "pipeline": ["test.refused"]}))
+        .await;
+    let task = agent.expect_type("task").await;
+    let (task_id, attempt) = (task["task_id"].clone(), task["attempt"].clone());
+    agent
+        .send(json!({"type": "accept", "task_id": task_id, "attempt": attempt}))
+        .await;
+    agent
+        .send(json!({"type": "complete", "task_id": task_id, "attempt": attempt, "output": {}}))
+        .await;
+    let error = agent.expect_type("error").await;
+    assert_eq!(error["code"], "unstorable", "{error}");
+    assert_eq!(error["task_id"], task_id, "{error}");
+    let again = agent.expect_type("task").await;
+    assert_eq!(
+        (again["task_id"].clone(), again["attempt"].as_u64()),
+        (task_id, Some(2))
+    );
+}
+
+async fn exec(app: &TestApp, statements: Vec<&str>) {
+    for sql in statements {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match app.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+}
