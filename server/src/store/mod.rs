@@ -1,26 +1,40 @@
-//! Persistence: the [`Store`] trait and its two implementations.
+//! Persistence: the [`Store`] trait, written once over two drivers.
 //!
 //! All SQL of the hub lives in this folder and is parameterised; nothing else
-//! sees SQL. Postgres ([`postgres::PgStore`]) is the production store, SQLite
-//! ([`sqlite::SqliteStore`]) the embedded default. Both pass the same contract
-//! suite (`tests/it/store_contract.rs`).
+//! sees SQL. The layers, top down:
 //!
-//! Every state change is conditional on the state it expects (`WHERE status =
-//! ANY(expected)`), and appends its event in the same transaction, so two racing
+//! - [`Store`] (this file) and its companions [`events::EventStore`],
+//!   [`webhooks::WebhookStore`], [`reports::ReportStore`]: what the hub asks.
+//! - `scripts/`: one transaction script per operation, generic over a
+//!   driver; [`SqlStore`] implements the traits with them.
+//! - `shared/`: the rules the scripts apply (fencing, failure plans, job
+//!   completion) and the row shapes they read.
+//! - [`driver`]: the statement-level interface, implemented by
+//!   [`postgres::Pg`] (production) and [`sqlite::Lite`] (the embedded
+//!   default), which hold only connections, dialect and statement text.
+//!
+//! Both drivers pass the same contract suite (`tests/it/store_contract.rs`).
+//!
+//! Every state change is conditional on the state it expects (`WHERE status
+//! IN (expected)`), and appends its event in the same transaction, so two racing
 //! writers give exactly one winner and the loser gets [`StoreError::Conflict`].
 //! Task transitions are conditional on the task's status and attempt (and the
 //! agent holding it, when given); their conflicts name the task, the attempt
 //! and the task's current attempt and status.
 
+pub mod driver;
 pub mod events;
 pub mod group_commit;
 pub mod migrate;
 pub mod postgres;
 pub mod provision;
 pub mod reports;
+mod scripts;
 mod shared;
 pub mod sqlite;
 pub mod webhooks;
+
+pub use scripts::SqlStore;
 
 use std::sync::Arc;
 
@@ -160,11 +174,11 @@ impl From<sqlx::Error> for StoreError {
 pub async fn open(database_url: &str, pool_size: u32) -> Result<DynStore, StoreError> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         Ok(Arc::new(
-            postgres::PgStore::connect(database_url, pool_size).await?,
+            SqlStore::<postgres::Pg>::connect(database_url, pool_size).await?,
         ))
     } else {
         Ok(Arc::new(
-            sqlite::SqliteStore::connect(database_url, pool_size).await?,
+            SqlStore::<sqlite::Lite>::connect(database_url, pool_size).await?,
         ))
     }
 }

@@ -258,8 +258,13 @@ pub mod metrics {
     ];
 
     /// The counted event types and their metrics as two parallel lists (for binding).
-    pub fn counted_lists() -> (Vec<&'static str>, Vec<&'static str>) {
-        COUNTED.iter().map(|(e, m)| (e.as_str(), *m)).unzip()
+    /// [`COUNTED`] as one JSON object, event type to metric name.
+    pub fn counted_map() -> serde_json::Value {
+        COUNTED
+            .iter()
+            .map(|(event, metric)| (event.as_str().to_owned(), (*metric).into()))
+            .collect::<serde_json::Map<String, serde_json::Value>>()
+            .into()
     }
 }
 

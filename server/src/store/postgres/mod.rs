@@ -1,62 +1,64 @@
-//! The Postgres store (production).
+//! The Postgres driver (production).
 //!
-//! One pool; every state change runs in one transaction with its events.
-//! Concurrency control is optimistic and row-level: updates are conditional on
-//! the expected status (`WHERE status = ANY($n)`), so of two racing writers
-//! exactly one changes the row and the other sees zero rows and reports a
-//! conflict. Under READ COMMITTED the loser blocks on the row lock, then
-//! re-evaluates the condition on the committed row, which is what makes this
-//! sound without SERIALIZABLE.
+//! One pool serves reads and writes. Concurrency control is optimistic and
+//! row-level: the scripts' updates are conditional on the expected status,
+//! so of two racing writers exactly one changes the row; under READ
+//! COMMITTED the loser blocks on the row lock, then re-evaluates the
+//! condition on the committed row, which is what makes this sound without
+//! SERIALIZABLE. Where a script must hold a row still (a job whose tasks
+//! finish, a dependency being checked), it takes the lock this driver spells
+//! ([`Driver::row_lock`]).
 //!
-//! Lock order, to stay deadlock free: a transaction locks job rows before
-//! task rows, task rows before item rows, a job before the jobs waiting on
-//! it, and appends its events last (see [`items::append_events`]). A task
-//! that finishes locks its job first (see `finish.rs`), which serialises the
-//! completions of one job's tasks.
+//! Lock order, to stay deadlock free: job rows before task rows, task rows
+//! before item rows, a job before the jobs waiting on it, and events last
+//! (see [`statements::append_events`]).
 
-mod agents;
-mod batch;
-mod events;
-mod finish;
-mod items;
-mod jobs;
-mod reports;
-mod tasks;
-mod webhooks;
+mod statements;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
+use sqlx::{Arguments, AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::group_commit::GroupCommit;
-use super::shared;
-use super::{Backend, SchemaStatus, Store, StoreError, migrate};
-use crate::domain::{
-    AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, CreateJobOutcome, Document,
-    Event, Item, ItemCounts, ItemStatus, Job, JobFilter, JobPage, JobStatus, NewItem, NewJob, Task,
-};
+use super::driver::{self, Driver, Row, RowLock, Statements, Value};
+use super::group_commit::EventRow;
+use super::{Backend, SchemaStatus, StoreError, migrate};
+use crate::domain::AgentSnapshot;
 
-/// The Postgres implementation of [`Store`].
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-    /// Bumped after writes; see [`Store::commits`].
-    commits: tokio::sync::watch::Sender<u64>,
-    /// The hot path's task transitions; see [`super::group_commit`].
-    writer: GroupCommit,
-}
+/// Key of the transaction-scoped advisory lock that orders event appends.
+///
+/// An identity column hands out `seq` at insert time, but transactions commit
+/// in their own order: without this lock a reader could see seq 11 committed
+/// while seq 10 is still in flight, move its cursor past 10 and never see it.
+/// Taking the lock right before appending, and holding it to commit, makes
+/// commit order equal seq order. Appending events is therefore always the last
+/// statement of a transaction, so the lock is held only for the insert and
+/// the commit, and a holder never waits for a row lock (no deadlock).
+const EVENT_APPEND_LOCK: i64 = 0x5359_4556; // "SYEV"
 
-impl PgStore {
-    /// Connects with a pool of `max_connections` (at least 1) and applies
-    /// missing migrations. Fails with [`StoreError::SchemaTooNew`] on a
-    /// database migrated by a newer build.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+/// The Postgres [`Driver`].
+#[derive(Debug, Clone, Copy)]
+pub struct Pg;
+
+impl Driver for Pg {
+    type Conn = PgConnection;
+    type Args = PgArguments;
+    type Pool = PgPool;
+    type Tx = Transaction<'static, Postgres>;
+    type Pooled = PoolConnection<Postgres>;
+
+    const BACKEND: Backend = Backend::Postgres;
+    const ROW_LOCKS: bool = true;
+    const SQL: &'static Statements = &statements::SQL;
+
+    async fn connect(url: &str, connections: u32) -> driver::Result<(PgPool, PgPool)> {
         let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
@@ -66,202 +68,159 @@ impl PgStore {
             pool.close().await;
             return Err(err);
         }
-        let commits = tokio::sync::watch::Sender::new(0);
-        let writer = GroupCommit::start(std::sync::Arc::new(batch::Batch {
-            pool: pool.clone(),
-            commits: commits.clone(),
-        }));
-        Ok(PgStore {
-            pool,
-            commits,
-            writer,
-        })
+        Ok((pool.clone(), pool))
     }
 
-    fn bump(&self) {
-        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+    fn add<'q, T: Value<'q>>(
+        args: &mut PgArguments,
+        value: T,
+    ) -> Result<(), sqlx::error::BoxDynError> {
+        args.add(value)
     }
 
-    /// The underlying pool, for code that needs Postgres-only features
-    /// (LISTEN/NOTIFY, claims with SKIP LOCKED).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-}
-
-#[async_trait]
-impl Store for PgStore {
-    fn writer(&self) -> &GroupCommit {
-        &self.writer
+    async fn execute(
+        conn: &mut PgConnection,
+        sql: Cow<'static, str>,
+        args: PgArguments,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query_with::<Postgres, _>(AssertSqlSafe(sql), args)
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected())
     }
 
-    fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.commits.subscribe()
+    async fn fetch_optional<R: Row>(
+        conn: &mut PgConnection,
+        sql: Cow<'static, str>,
+        args: PgArguments,
+    ) -> Result<Option<R>, sqlx::Error> {
+        sqlx::query_as_with::<Postgres, R, _>(AssertSqlSafe(sql), args)
+            .fetch_optional(conn)
+            .await
     }
 
-    fn backend(&self) -> Backend {
-        Backend::Postgres
+    async fn fetch_all<R: Row>(
+        conn: &mut PgConnection,
+        sql: Cow<'static, str>,
+        args: PgArguments,
+    ) -> Result<Vec<R>, sqlx::Error> {
+        sqlx::query_as_with::<Postgres, R, _>(AssertSqlSafe(sql), args)
+            .fetch_all(conn)
+            .await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+    async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        pool.begin().await
     }
 
-    async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
-        migrate::status_postgres(&self.pool).await
+    async fn begin_read(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        pool.begin().await
     }
 
-    async fn close(&self) {
-        self.pool.close().await;
+    async fn commit(tx: Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
+        tx.commit().await
     }
 
-    async fn create_job(&self, job: NewJob) -> Result<CreateJobOutcome, StoreError> {
-        // A keyed create can race a `create_jobs` batch holding the same key:
-        // ours then waits on the unique index until the batch commits, and
-        // fails. Answer as for a replay.
-        let keyed = job.idempotency_key.is_some().then(|| job.clone());
-        match (self.writer.create_job(job).await, keyed) {
-            (Err(err), Some(job)) if shared::is_unique_violation(&err) => {
-                let mut conn = self.pool.acquire().await?;
-                jobs::find_by_key(&mut conn, &job)
-                    .await?
-                    .unwrap_or(Err(err))
-            }
-            (result, _) => result,
+    async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        pool.acquire().await
+    }
+
+    async fn close(pool: &PgPool) {
+        pool.close().await;
+    }
+
+    async fn schema_status(pool: &PgPool) -> driver::Result<SchemaStatus> {
+        migrate::status_postgres(pool).await
+    }
+
+    fn in_texts(n: usize) -> String {
+        format!("= ANY(${n})")
+    }
+
+    fn in_uuids(n: usize) -> String {
+        format!("= ANY(${n})")
+    }
+
+    fn row_lock(lock: RowLock) -> &'static str {
+        match lock {
+            RowLock::Share => " FOR SHARE",
+            RowLock::Update => " FOR UPDATE",
+            RowLock::NoKeyUpdate => " FOR NO KEY UPDATE",
         }
     }
 
-    async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<CreateJobOutcome>, StoreError> {
-        let result = jobs::create_jobs(&self.pool, jobs).await;
-        self.bump();
-        result
+    fn row_lock_of(alias: &'static str) -> &'static str {
+        match alias {
+            "j" => " FOR NO KEY UPDATE OF j",
+            "d" => " FOR NO KEY UPDATE OF d",
+            _ => " FOR NO KEY UPDATE",
+        }
     }
 
-    async fn get_job(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        jobs::fetch_job(&mut conn, id).await
-    }
-
-    async fn list_jobs(&self, filter: &JobFilter) -> Result<JobPage, StoreError> {
-        jobs::list_jobs(&self.pool, filter).await
-    }
-
-    async fn item_counts(&self, job_id: Uuid) -> Result<ItemCounts, StoreError> {
-        items::item_counts(&self.pool, job_id).await
-    }
-
-    async fn get_document(&self, job_id: Uuid) -> Result<Option<Document>, StoreError> {
-        jobs::get_document(&self.pool, job_id).await
-    }
-
-    async fn transition_job(
-        &self,
-        id: Uuid,
-        from: &[JobStatus],
-        to: JobStatus,
-        reason: Option<String>,
-    ) -> Result<Job, StoreError> {
-        let result = jobs::transition_job(&self.pool, id, from, to, reason).await;
-        self.bump();
-        result
-    }
-
-    async fn cancel_job(&self, id: Uuid, reason: String) -> Result<(Job, Vec<Uuid>), StoreError> {
-        let result = jobs::cancel_job(&self.pool, id, reason).await;
-        self.bump();
-        result
-    }
-
-    async fn insert_items(&self, new: Vec<NewItem>) -> Result<Vec<Item>, StoreError> {
-        let result = items::insert_items(&self.pool, new).await;
-        self.bump();
-        result
-    }
-
-    async fn list_items(
-        &self,
-        job_id: Uuid,
-        status: Option<ItemStatus>,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Item>, StoreError> {
-        items::list_items(&self.pool, job_id, status, after, limit).await
-    }
-
-    async fn task_counts(
-        &self,
-    ) -> Result<std::collections::HashMap<crate::domain::TaskStatus, i64>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM tasks GROUP BY status")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter()
-            .map(|(status, n)| {
-                status
-                    .parse()
-                    .map(|s| (s, n))
-                    .map_err(|e: crate::domain::status::UnknownStatus| {
-                        StoreError::Corrupt(e.to_string())
-                    })
-            })
-            .collect()
-    }
-
-    async fn pending_tasks(&self, job_ids: &[Uuid]) -> Result<Vec<Task>, StoreError> {
-        items::pending_tasks(&self.pool, job_ids).await
-    }
-
-    async fn list_tasks(&self, job_id: Uuid) -> Result<Vec<Task>, StoreError> {
-        items::list_tasks(&self.pool, job_id).await
-    }
-
-    async fn list_events(
-        &self,
-        job_id: Option<Uuid>,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<Event>, StoreError> {
-        items::list_events(&self.pool, job_id, after_seq, limit).await
-    }
-
-    async fn register_agent(
-        &self,
-        registration: AgentRegistration,
-    ) -> Result<AgentRecord, StoreError> {
-        let result = agents::register_agent(&self.pool, registration).await;
-        self.bump();
-        result
-    }
-
-    async fn set_agent_session_state(
-        &self,
-        agent_id: Uuid,
-        state: AgentSessionState,
+    /// See [`crate::store::driver::Driver::append_events`].
+    async fn append_events(
+        conn: &mut PgConnection,
+        rows: &[EventRow<'_>],
     ) -> Result<(), StoreError> {
-        let result = agents::set_agent_session_state(&self.pool, agent_id, state).await;
-        self.bump();
-        result
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(EVENT_APPEND_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        // One statement text whatever the row count (arrays, not a VALUES list),
+        // so Postgres plans it once per connection; rows keep their order.
+        let job_ids: Vec<Option<Uuid>> = rows.iter().map(|(e, _, _)| e.job_id).collect();
+        let kinds: Vec<&str> = rows.iter().map(|(e, _, _)| e.kind.as_str()).collect();
+        let payloads: Vec<&serde_json::Value> = rows.iter().map(|(e, _, _)| &e.payload).collect();
+        let times: Vec<DateTime<Utc>> = rows.iter().map(|(_, at, _)| *at).collect();
+        let request_ids: Vec<Option<&str>> = rows.iter().map(|(_, _, r)| *r).collect();
+        sqlx::query(
+            "INSERT INTO events (job_id, type, payload, created_at, request_id) \
+             SELECT job_id, type, payload, created_at, request_id \
+             FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[]) \
+             WITH ORDINALITY AS e(job_id, type, payload, created_at, request_id, n) ORDER BY n",
+        )
+        .bind(job_ids)
+        .bind(kinds)
+        .bind(payloads)
+        .bind(times)
+        .bind(request_ids)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
-    async fn save_agent_snapshots(&self, snapshots: &[AgentSnapshot]) -> Result<(), StoreError> {
-        agents::save_agent_snapshots(&self.pool, snapshots).await
-    }
-
-    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
-        agents::list_agents(&self.pool).await
-    }
-
-    async fn get_agent(&self, agent_id: Uuid) -> Result<Option<AgentRecord>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        agents::fetch_agent(&mut conn, agent_id).await
-    }
-
-    async fn open_tasks(&self) -> Result<Vec<Task>, StoreError> {
-        tasks::open_tasks(&self.pool).await
-    }
-
-    async fn task_input(&self, task: &Task) -> Result<serde_json::Value, StoreError> {
-        tasks::task_input(&self.pool, task).await
+    /// See [`crate::store::driver::Driver::save_agent_snapshots`]: one bulk
+    /// UPDATE from arrays, after locking the rows in id order (two flushes never
+    /// deadlock).
+    async fn save_agent_snapshots(
+        conn: &mut PgConnection,
+        latest: &[&AgentSnapshot],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let ids: Vec<Uuid> = latest.iter().map(|s| s.id).collect();
+        let heartbeats: Vec<Option<DateTime<Utc>>> =
+            latest.iter().map(|s| s.last_heartbeat_at).collect();
+        let health: Vec<&str> = latest.iter().map(|s| s.health.as_str()).collect();
+        let trust: Vec<f64> = latest.iter().map(|s| s.trust_score).collect();
+        let in_flight: Vec<i32> = latest.iter().map(|s| s.in_flight).collect();
+        sqlx::query("SELECT 1 FROM agents WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+            .bind(&ids)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "UPDATE agents a SET last_heartbeat_at = COALESCE(s.last_heartbeat_at, a.last_heartbeat_at), \
+             health = s.health, trust_score = s.trust_score, in_flight = s.in_flight, updated_at = $6 \
+             FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::float8[], $5::int4[]) \
+             AS s(id, last_heartbeat_at, health, trust_score, in_flight) WHERE a.id = s.id",
+        )
+        .bind(&ids)
+        .bind(&heartbeats)
+        .bind(&health)
+        .bind(&trust)
+        .bind(&in_flight)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 }

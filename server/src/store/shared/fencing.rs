@@ -61,8 +61,8 @@ pub(crate) const REQUEUE: TaskAction = TaskAction {
 
 impl TaskAction {
     /// The start states, for binding.
-    pub fn start_states(&self) -> Vec<&'static str> {
-        self.from.iter().map(|s| s.as_str()).collect()
+    pub fn start_states(&self) -> crate::store::driver::Texts {
+        crate::store::driver::Texts::of(self.from)
     }
 
     /// `Ok` when `current` allows this action for `attempt` (held by `agent`,

@@ -189,8 +189,3 @@ pub(crate) fn cancel_conflict(id: Uuid, current: &str) -> StoreError {
         ),
     }
 }
-
-/// Status strings for binding.
-pub(crate) fn job_status_strs(statuses: &[JobStatus]) -> Vec<&'static str> {
-    statuses.iter().map(|s| s.as_str()).collect()
-}

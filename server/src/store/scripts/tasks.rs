@@ -1,19 +1,14 @@
-//! Dispatch on SQLite, up to a task's outcome: reloading open tasks,
+//! Dispatch, up to a task's outcome: reloading open tasks,
 //! assigning, the task input, accepting, lease renewal and declines.
 //! Completion and failure are in [`super::finish`].
-//!
-//! Status lists are bound as one JSON array (`status IN (SELECT value FROM
-//! json_each($n))`), so every statement stays static and parameterised.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::types::Json;
-use sqlx::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
-use super::ts;
 use crate::domain::{EventType, ItemStatus, JobStatus, Task, TaskOutcome, TaskStatus};
 use crate::store::StoreError;
+use crate::store::driver::{Driver, RowLock, Texts, Ts, query};
 use crate::store::group_commit::Applying;
 use crate::store::shared::{
     self, ACTIVE_TASK, ASSIGN, CANCELLABLE_JOB, Changes, PROGRESS, REQUEUE, START, StageZeroRow,
@@ -21,38 +16,46 @@ use crate::store::shared::{
 };
 
 /// The state of a task for a conflict message, or `None`.
-pub(super) async fn task_state(
-    conn: &mut SqliteConnection,
+pub(super) async fn task_state<D: Driver>(
+    conn: &mut D::Conn,
     id: Uuid,
 ) -> Result<Option<TaskState>, StoreError> {
     Ok(
-        sqlx::query_as("SELECT status, attempt, agent_id FROM tasks WHERE id = $1")
+        query::<D>("SELECT status, attempt, agent_id FROM tasks WHERE id = $1")
             .bind(id)
             .fetch_optional(conn)
             .await?,
     )
 }
 
-/// See [`crate::store::Store::open_tasks`]. A scan of `tasks` (no index on
-/// status): it runs once at start-up.
-pub(super) async fn open_tasks(pool: &SqlitePool) -> Result<Vec<Task>, StoreError> {
-    let rows: Vec<TaskRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        task_columns!(),
-        " FROM tasks WHERE status IN (SELECT value FROM json_each($1)) \
-         AND job_id IN (SELECT id FROM jobs WHERE status IN (SELECT value FROM json_each($2))) \
-         ORDER BY id"
+/// See [`crate::store::Store::open_tasks`]. A sequential scan of `tasks`
+/// (there is deliberately no index on status): it runs once at start-up.
+pub(super) async fn open_tasks<D: Driver>(conn: &mut D::Conn) -> Result<Vec<Task>, StoreError> {
+    let rows: Vec<TaskRow> = query::<D>(format!(
+        concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE status {} \
+             AND job_id IN (SELECT id FROM jobs WHERE status {}) ORDER BY id"
+        ),
+        D::in_texts(1),
+        D::in_texts(2)
     ))
-    .bind(Json(ACTIVE_TASK.map(|s| s.as_str())))
-    .bind(Json(shared::job_status_strs(&CANCELLABLE_JOB)))
-    .fetch_all(pool)
+    .bind(Texts::of(&ACTIVE_TASK))
+    .bind(Texts::of(&CANCELLABLE_JOB))
+    .fetch_all(conn)
     .await?;
     rows.into_iter().map(Task::try_from).collect()
 }
 
 /// See [`crate::store::Store::assign_task`].
-pub(super) async fn assign_task(
-    conn: &mut SqliteConnection,
+///
+/// Lock order is jobs before tasks (as in `cancel_job`), so when the job is
+/// still `queued` its row is locked first; a running job is not locked (it
+/// cannot go back to queued, and a cancel still finds the task row locked
+/// and waits for it).
+pub(super) async fn assign_task<D: Driver>(
+    conn: &mut D::Conn,
     task_id: Uuid,
     expected_attempt: i32,
     agent_id: Uuid,
@@ -60,7 +63,7 @@ pub(super) async fn assign_task(
     cx: &mut Applying,
 ) -> Result<TaskOutcome, StoreError> {
     let at = cx.at;
-    let head: Option<(Uuid, String)> = sqlx::query_as(
+    let head: Option<(Uuid, String)> = query::<D>(
         "SELECT t.job_id, j.status FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = $1",
     )
     .bind(task_id)
@@ -78,23 +81,35 @@ pub(super) async fn assign_task(
             job_status,
         ));
     }
-    let row: Option<TaskRow> = sqlx::query_as(concat!(
-        "UPDATE tasks SET status = $4, attempt = attempt + 1, agent_id = $3, lease_until = $5, \
-         updated_at = $6, version = version + 1 WHERE id = $1 AND attempt = $2 \
-         AND status IN (SELECT value FROM json_each($7)) RETURNING ",
-        task_columns!()
+    if job_status == JobStatus::Queued && D::ROW_LOCKS {
+        query::<D>(format!(
+            "SELECT 1 FROM jobs WHERE id = $1{}",
+            D::row_lock(RowLock::NoKeyUpdate)
+        ))
+        .bind(job_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let row: Option<TaskRow> = query::<D>(format!(
+        concat!(
+            "UPDATE tasks SET status = $4, attempt = attempt + 1, agent_id = $3, lease_until = $5, \
+         updated_at = $6, version = version + 1 \
+         WHERE id = $1 AND attempt = $2 AND status {} RETURNING ",
+            task_columns!()
+        ),
+        D::in_texts(7)
     ))
     .bind(task_id)
     .bind(expected_attempt)
     .bind(agent_id)
     .bind(TaskStatus::Assigned.as_str())
-    .bind(ts(accept_by))
-    .bind(ts(at))
-    .bind(Json(ASSIGN.start_states()))
+    .bind(Ts(accept_by))
+    .bind(Ts(at))
+    .bind(ASSIGN.start_states())
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut *conn, task_id).await?;
+        let current = task_state::<D>(&mut *conn, task_id).await?;
         return Err(ASSIGN.conflict(task_id, expected_attempt, None, current));
     };
     let task = Task::try_from(row)?;
@@ -106,20 +121,18 @@ pub(super) async fn assign_task(
         Some(agent_id),
         json!({ "accept_by": accept_by }),
     ));
-    // Under `BEGIN IMMEDIATE` the status read above cannot change: only a
-    // queued job has to start.
     if job_status == JobStatus::Queued {
-        let started = sqlx::query(
+        let started = query::<D>(
             "UPDATE jobs SET status = $2, started_at = COALESCE(started_at, $3), updated_at = $3, \
              version = version + 1 WHERE id = $1 AND status = $4",
         )
         .bind(job_id)
         .bind(JobStatus::Running.as_str())
-        .bind(ts(at))
+        .bind(Ts(at))
         .bind(JobStatus::Queued.as_str())
         .execute(&mut *conn)
         .await?;
-        if started.rows_affected() == 1 {
+        if started == 1 {
             changes.events.push(shared::job_status_event(
                 EventType::JobStarted,
                 job_id,
@@ -133,19 +146,19 @@ pub(super) async fn assign_task(
 }
 
 /// See [`crate::store::Store::task_input`].
-pub(super) async fn task_input(
-    pool: &SqlitePool,
+pub(super) async fn task_input<D: Driver>(
+    conn: &mut D::Conn,
     task: &Task,
 ) -> Result<serde_json::Value, StoreError> {
     // One query per assignment: the job's prompt and context with either
     // its document (stage 0) or the input item (later stages).
     let Some(item_id) = task.item_id else {
-        let row: Option<StageZeroRow> = sqlx::query_as(
+        let row: Option<StageZeroRow> = query::<D>(
             "SELECT j.prompt, j.context, d.file_name, d.content_type, d.size, d.sha256, d.bytes \
              FROM jobs j LEFT JOIN documents d ON d.job_id = j.id WHERE j.id = $1",
         )
         .bind(task.job_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
         let row = row.ok_or(StoreError::NotFound("job"))?;
         let document = row.document();
@@ -161,13 +174,13 @@ pub(super) async fn task_input(
         serde_json::Value,
         Option<i32>,
         Option<serde_json::Value>,
-    )> = sqlx::query_as(
+    )> = query::<D>(
         "SELECT j.prompt, j.context, i.stage, i.data \
              FROM jobs j LEFT JOIN items i ON i.id = $2 WHERE j.id = $1",
     )
     .bind(task.job_id)
     .bind(item_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     let (prompt, context, stage, data) = row.ok_or(StoreError::NotFound("job"))?;
     let (Some(stage), Some(data)) = (stage, data) else {
@@ -184,8 +197,8 @@ pub(super) async fn task_input(
 }
 
 /// See [`crate::store::Store::start_task`].
-pub(super) async fn start_task(
-    conn: &mut SqliteConnection,
+pub(super) async fn start_task<D: Driver>(
+    conn: &mut D::Conn,
     task_id: Uuid,
     attempt: i32,
     agent_id: Uuid,
@@ -193,7 +206,7 @@ pub(super) async fn start_task(
     cx: &mut Applying,
 ) -> Result<Task, StoreError> {
     let at = cx.at;
-    let task = update_held(
+    let task = update_held::<D>(
         &mut *conn,
         START,
         (task_id, attempt, agent_id),
@@ -202,10 +215,10 @@ pub(super) async fn start_task(
     )
     .await?;
     if let Some(item_id) = task.item_id {
-        sqlx::query("UPDATE items SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4")
+        query::<D>("UPDATE items SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4")
             .bind(item_id)
             .bind(ItemStatus::Validating.as_str())
-            .bind(ts(at))
+            .bind(Ts(at))
             .bind(ItemStatus::Pending.as_str())
             .execute(&mut *conn)
             .await?;
@@ -220,15 +233,15 @@ pub(super) async fn start_task(
 }
 
 /// See [`crate::store::Store::extend_lease`].
-pub(super) async fn extend_lease(
-    conn: &mut SqliteConnection,
+pub(super) async fn extend_lease<D: Driver>(
+    conn: &mut D::Conn,
     (task_id, attempt, agent_id): (Uuid, i32, Uuid),
     lease_until: DateTime<Utc>,
     progress: serde_json::Value,
     cx: &mut Applying,
 ) -> Result<(), StoreError> {
     let at = cx.at;
-    let task = update_held(
+    let task = update_held::<D>(
         &mut *conn,
         PROGRESS,
         (task_id, attempt, agent_id),
@@ -247,63 +260,68 @@ pub(super) async fn extend_lease(
 
 /// Start (`assigned` → `running`) or lease renewal (`running`) of the
 /// attempt `(task, attempt, agent)`: the task is `running` until `lease_until`.
-async fn update_held(
-    conn: &mut SqliteConnection,
+async fn update_held<D: Driver>(
+    conn: &mut D::Conn,
     action: TaskAction,
     (task_id, attempt, agent_id): (Uuid, i32, Uuid),
     lease_until: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> Result<Task, StoreError> {
-    let row: Option<TaskRow> = sqlx::query_as(concat!(
-        "UPDATE tasks SET status = $4, lease_until = $5, updated_at = $6, version = version + 1 \
-         WHERE id = $1 AND attempt = $2 AND agent_id = $3 \
-         AND status IN (SELECT value FROM json_each($7)) RETURNING ",
-        task_columns!()
+    let row: Option<TaskRow> = query::<D>(format!(
+        concat!(
+            "UPDATE tasks SET status = $4, lease_until = $5, updated_at = $6, version = version + 1 \
+         WHERE id = $1 AND attempt = $2 AND agent_id = $3 AND status {} RETURNING ",
+            task_columns!()
+        ),
+        D::in_texts(7)
     ))
     .bind(task_id)
     .bind(attempt)
     .bind(agent_id)
     .bind(TaskStatus::Running.as_str())
-    .bind(ts(lease_until))
-    .bind(ts(at))
-    .bind(Json(action.start_states()))
+    .bind(Ts(lease_until))
+    .bind(Ts(at))
+    .bind(action.start_states())
     .fetch_optional(&mut *conn)
     .await?;
     match row {
         Some(row) => Task::try_from(row),
         None => {
-            let current = task_state(conn, task_id).await?;
+            let current = task_state::<D>(conn, task_id).await?;
             Err(action.conflict(task_id, attempt, Some(agent_id), current))
         }
     }
 }
 
 /// See [`crate::store::Store::requeue_task`].
-pub(super) async fn requeue_task(
-    conn: &mut SqliteConnection,
+pub(super) async fn requeue_task<D: Driver>(
+    conn: &mut D::Conn,
     (task_id, attempt, agent_id): (Uuid, i32, Uuid),
     run_at: DateTime<Utc>,
     reason: String,
     cx: &mut Applying,
 ) -> Result<Task, StoreError> {
     let at = cx.at;
-    let row: Option<TaskRow> = sqlx::query_as(concat!(
-        "UPDATE tasks SET status = $4, agent_id = NULL, lease_until = NULL, next_run_at = $5, \
-         updated_at = $6, version = version + 1 WHERE id = $1 AND attempt = $2 \
-         AND agent_id = $3 AND status IN (SELECT value FROM json_each($7)) RETURNING ",
-        task_columns!()
+    let row: Option<TaskRow> = query::<D>(format!(
+        concat!(
+            "UPDATE tasks SET status = $4, agent_id = NULL, lease_until = NULL, next_run_at = $5, \
+         updated_at = $6, version = version + 1 \
+         WHERE id = $1 AND attempt = $2 AND agent_id = $3 AND status {} RETURNING ",
+            task_columns!()
+        ),
+        D::in_texts(7)
     ))
     .bind(task_id)
     .bind(attempt)
     .bind(agent_id)
     .bind(TaskStatus::Pending.as_str())
-    .bind(ts(run_at))
-    .bind(ts(at))
-    .bind(Json(REQUEUE.start_states()))
+    .bind(Ts(run_at))
+    .bind(Ts(at))
+    .bind(REQUEUE.start_states())
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut *conn, task_id).await?;
+        let current = task_state::<D>(&mut *conn, task_id).await?;
         return Err(REQUEUE.conflict(task_id, attempt, Some(agent_id), current));
     };
     let task = Task::try_from(row)?;

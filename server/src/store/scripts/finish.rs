@@ -1,37 +1,48 @@
-//! What happens when a task finishes, on SQLite: completion and failure of
+//! What happens when a task finishes: completion and failure of
 //! an attempt, the job's outcome, and the release (or failure) of the jobs
 //! waiting on it. The decisions are in `shared::dispatch`; this file runs
-//! their SQL. With a single writer inside `BEGIN IMMEDIATE`, what a
-//! transaction reads cannot change before it commits: no row locks needed.
+//! their SQL.
+//!
+//! Locking (Postgres; SQLite has one writer): a finishing task first locks
+//! its job row (`FOR NO KEY UPDATE`: it does not block the key-share locks
+//! that inserting tasks and items takes). That orders jobs before tasks, as `cancel_job` does, and
+//! serialises the tasks of one job as they finish, so of two last tasks
+//! finishing at once the second sees the first and completes the job (under
+//! READ COMMITTED each would otherwise see the other still running).
+//! Dependents are locked after the job they depend on, which follows the
+//! dependency graph, a DAG: dependencies always exist before their dependents.
 
 use std::collections::{HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use super::items::insert_tasks;
 use super::tasks::task_state;
-use super::ts;
 use crate::domain::{
     EventType, ItemStatus, JobStatus, NewItem, Task, TaskCompletion, TaskFailure, TaskOutcome,
     TaskStatus,
 };
 use crate::store::StoreError;
+use crate::store::driver::{Driver, Texts, Ts, query};
 use crate::store::group_commit::Applying;
 use crate::store::shared::{
     self, ACTIVE_TASK, COMPLETE, Changes, FAIL, FINISHABLE_JOB, FailurePlan, INSERT_CHUNK, JobHead,
     NewTask, OPEN_ITEM, Release, TaskRow, task_columns,
 };
 
-/// The job of a task; `NotFound("task")`.
-async fn job_of_task(conn: &mut SqliteConnection, task_id: Uuid) -> Result<JobHead, StoreError> {
-    let job: Option<JobHead> = sqlx::query_as(
+/// Locks the job of a task (see the module docs); `NotFound("task")`.
+async fn lock_job_of_task<D: Driver>(
+    conn: &mut D::Conn,
+    task_id: Uuid,
+) -> Result<JobHead, StoreError> {
+    let job: Option<JobHead> = query::<D>(format!(
         "SELECT j.id, j.pipeline, j.priority, j.max_attempts FROM tasks t \
-         JOIN jobs j ON j.id = t.job_id WHERE t.id = $1",
-    )
+         JOIN jobs j ON j.id = t.job_id WHERE t.id = $1{}",
+        D::row_lock_of("j")
+    ))
     .bind(task_id)
     .fetch_optional(conn)
     .await?;
@@ -39,19 +50,21 @@ async fn job_of_task(conn: &mut SqliteConnection, task_id: Uuid) -> Result<JobHe
 }
 
 /// See [`crate::store::Store::complete_task`].
-pub(super) async fn complete_task(
-    conn: &mut SqliteConnection,
+pub(super) async fn complete_task<D: Driver>(
+    conn: &mut D::Conn,
     c: &TaskCompletion,
     cx: &mut Applying,
 ) -> Result<TaskOutcome, StoreError> {
     let at = cx.at;
-    let job = job_of_task(&mut *conn, c.task_id).await?;
-    let row: Option<TaskRow> = sqlx::query_as(concat!(
-        "UPDATE tasks SET status = $4, output = $5, usage = $6, lease_until = NULL, \
-         updated_at = $7, version = version + 1 \
-         WHERE id = $1 AND attempt = $2 AND agent_id = $3 \
-         AND status IN (SELECT value FROM json_each($8)) RETURNING ",
-        task_columns!()
+    let job = lock_job_of_task::<D>(&mut *conn, c.task_id).await?;
+    let row: Option<TaskRow> = query::<D>(format!(
+        concat!(
+            "UPDATE tasks SET status = $4, output = $5, usage = $6, lease_until = NULL, \
+             updated_at = $7, version = version + 1 \
+             WHERE id = $1 AND attempt = $2 AND agent_id = $3 AND status {} RETURNING ",
+            task_columns!()
+        ),
+        D::in_texts(8)
     ))
     .bind(c.task_id)
     .bind(c.attempt)
@@ -59,12 +72,12 @@ pub(super) async fn complete_task(
     .bind(TaskStatus::Succeeded.as_str())
     .bind(&c.output)
     .bind(json!(c.usage))
-    .bind(ts(at))
-    .bind(Json(COMPLETE.start_states()))
+    .bind(Ts(at))
+    .bind(COMPLETE.start_states())
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut *conn, c.task_id).await?;
+        let current = task_state::<D>(&mut *conn, c.task_id).await?;
         return Err(COMPLETE.conflict(c.task_id, c.attempt, Some(c.agent_id), current));
     };
     let task = Task::try_from(row)?;
@@ -72,73 +85,74 @@ pub(super) async fn complete_task(
     let mut changes = Changes::default();
     changes.events.push(shared::succeeded_event(&task, c));
     if let Some(decision) = shared::input_item_decision(&task, c) {
-        let updated = sqlx::query(
+        let updated = query::<D>(format!(
             "UPDATE items SET status = $2, rejection_reason = $3, updated_at = $4 \
-             WHERE id = $1 AND status IN (SELECT value FROM json_each($5))",
-        )
+             WHERE id = $1 AND status {}",
+            D::in_texts(5)
+        ))
         .bind(decision.item_id)
         .bind(decision.status.as_str())
         .bind(&decision.reason)
-        .bind(ts(at))
-        .bind(Json(OPEN_ITEM.map(|s| s.as_str())))
+        .bind(Ts(at))
+        .bind(Texts::of(&OPEN_ITEM))
         .execute(&mut *conn)
         .await?;
-        if updated.rows_affected() == 1 {
+        if updated == 1 {
             changes.events.push(decision.event());
         }
     }
 
     let emission = shared::emission(&task, &job, &c.items);
-    let stored = insert_new_items(&mut *conn, &emission.items, emission.status, at).await?;
+    let stored = insert_new_items::<D>(&mut *conn, &emission.items, emission.status, at).await?;
     let (next, emitted) = emission.settle(&stored);
-    insert_tasks(&mut *conn, &next, at).await?;
+    insert_tasks::<D>(&mut *conn, &next, at).await?;
     changes.events.extend(emitted);
     changes.ready.extend(next.iter().map(|t| t.to_task(at)));
 
-    complete_job_if_done(&mut *conn, job.id, at, &mut changes).await?;
+    complete_job_if_done::<D>(&mut *conn, job.id, at, &mut changes).await?;
     Ok(cx.outcome(Some(task), changes))
 }
 
 /// Inserts items whose id is not stored yet; returns the ids it stored.
-async fn insert_new_items(
-    conn: &mut SqliteConnection,
+async fn insert_new_items<D: Driver>(
+    conn: &mut D::Conn,
     items: &[NewItem],
     status: ItemStatus,
     at: DateTime<Utc>,
 ) -> Result<HashSet<Uuid>, StoreError> {
     let mut stored = HashSet::new();
     for chunk in items.chunks(INSERT_CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
+        let mut qb = query::<D>(
             "INSERT INTO items (id, job_id, source_task_id, stage, status, data, retry_count, \
              created_at, updated_at) ",
         );
-        qb.push_values(chunk, |mut row, item| {
-            row.push_bind(item.id)
-                .push_bind(item.job_id)
-                .push_bind(item.source_task_id)
-                .push_bind(item.stage)
-                .push_bind(status.as_str())
-                .push_bind(&item.data)
-                .push_bind(0_i32)
-                .push_bind(ts(at))
-                .push_bind(ts(at));
+        qb.push_values(chunk, |row, item| {
+            row.bind(item.id)
+                .bind(item.job_id)
+                .bind(item.source_task_id)
+                .bind(item.stage)
+                .bind(status.as_str())
+                .bind(&item.data)
+                .bind(0_i32)
+                .bind(Ts(at))
+                .bind(Ts(at));
         });
         qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-        let ids: Vec<Uuid> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
-        stored.extend(ids);
+        let ids: Vec<(Uuid,)> = qb.fetch_all(&mut *conn).await?;
+        stored.extend(ids.into_iter().map(|(id,)| id));
     }
     Ok(stored)
 }
 
 /// See [`crate::store::Store::fail_task`].
-pub(super) async fn fail_task(
-    conn: &mut SqliteConnection,
+pub(super) async fn fail_task<D: Driver>(
+    conn: &mut D::Conn,
     f: &TaskFailure,
     cx: &mut Applying,
 ) -> Result<TaskOutcome, StoreError> {
     let at = cx.at;
-    let job = job_of_task(&mut *conn, f.task_id).await?;
-    let row: TaskRow = sqlx::query_as(concat!(
+    let job = lock_job_of_task::<D>(&mut *conn, f.task_id).await?;
+    let row: TaskRow = query::<D>(concat!(
         "SELECT ",
         task_columns!(),
         " FROM tasks WHERE id = $1"
@@ -151,19 +165,23 @@ pub(super) async fn fail_task(
     let plan = shared::plan_failure(&before, f, at, rand::random());
 
     // Conditional on what the plan was made from: the attempt, its holder,
-    // and the failure count.
+    // and the failure count (only ever changed under the job lock we hold).
     let (status, next_run_at) = match &plan {
         FailurePlan::Retry { next_run_at } => (TaskStatus::Pending, *next_run_at),
         FailurePlan::Fail { .. } => (TaskStatus::Failed, before.next_run_at),
     };
     let retry = matches!(plan, FailurePlan::Retry { .. });
-    let row: Option<TaskRow> = sqlx::query_as(concat!(
-        "UPDATE tasks SET status = $5, failures = failures + 1, error = $6, next_run_at = $7, \
-         lease_until = NULL, agent_id = CASE WHEN $8 THEN NULL ELSE agent_id END, \
-         updated_at = $9, version = version + 1 \
-         WHERE id = $1 AND attempt = $2 AND ($3 IS NULL OR agent_id = $3) \
-         AND failures = $4 AND status IN (SELECT value FROM json_each($10)) RETURNING ",
-        task_columns!()
+    let row: Option<TaskRow> = query::<D>(format!(
+        concat!(
+            "UPDATE tasks SET status = $5, failures = failures + 1, error = $6, \
+             next_run_at = $7, lease_until = NULL, \
+             agent_id = CASE WHEN $8 THEN NULL ELSE agent_id END, \
+             updated_at = $9, version = version + 1 \
+             WHERE id = $1 AND attempt = $2 AND ($11 OR agent_id = $3) \
+             AND failures = $4 AND status {} RETURNING ",
+            task_columns!()
+        ),
+        D::in_texts(10)
     ))
     .bind(f.task_id)
     .bind(f.attempt)
@@ -171,14 +189,15 @@ pub(super) async fn fail_task(
     .bind(before.failures)
     .bind(status.as_str())
     .bind(&f.error)
-    .bind(ts(next_run_at))
+    .bind(Ts(next_run_at))
     .bind(retry)
-    .bind(ts(at))
-    .bind(Json(FAIL.start_states()))
+    .bind(Ts(at))
+    .bind(FAIL.start_states())
+    .bind(f.agent_id.is_none())
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
-        let current = task_state(&mut *conn, f.task_id).await?;
+        let current = task_state::<D>(&mut *conn, f.task_id).await?;
         return Err(FAIL.conflict(f.task_id, f.attempt, f.agent_id, current));
     };
     let task = Task::try_from(row)?;
@@ -202,19 +221,20 @@ pub(super) async fn fail_task(
                 json!({ "error": f.error, "failures": task.failures }),
             ));
             if let Some(item_id) = task.item_id {
-                let updated = sqlx::query(
+                let updated = query::<D>(format!(
                     "UPDATE items SET status = $2, last_error = $3, retry_count = $4, \
-                     updated_at = $5 WHERE id = $1 AND status IN (SELECT value FROM json_each($6))",
-                )
+                     updated_at = $5 WHERE id = $1 AND status {}",
+                    D::in_texts(6)
+                ))
                 .bind(item_id)
                 .bind(ItemStatus::Failed.as_str())
                 .bind(&f.error)
                 .bind(task.failures)
-                .bind(ts(at))
-                .bind(Json(OPEN_ITEM.map(|s| s.as_str())))
+                .bind(Ts(at))
+                .bind(Texts::of(&OPEN_ITEM))
                 .execute(&mut *conn)
                 .await?;
-                if updated.rows_affected() == 1 {
+                if updated == 1 {
                     changes.events.push(shared::item_event(
                         EventType::ItemFailed,
                         item_id,
@@ -225,8 +245,10 @@ pub(super) async fn fail_task(
                 }
             }
             match job_reason {
-                Some(reason) => fail_job(&mut *conn, job.id, &reason, at, &mut changes).await?,
-                None => complete_job_if_done(&mut *conn, job.id, at, &mut changes).await?,
+                Some(reason) => {
+                    fail_job::<D>(&mut *conn, job.id, &reason, at, &mut changes).await?
+                }
+                None => complete_job_if_done::<D>(&mut *conn, job.id, at, &mut changes).await?,
             }
         }
     }
@@ -235,25 +257,26 @@ pub(super) async fn fail_task(
 
 /// A queued or running job whose first stage failed for good: `failed`, and
 /// so are the jobs waiting on it.
-async fn fail_job(
-    conn: &mut SqliteConnection,
+async fn fail_job<D: Driver>(
+    conn: &mut D::Conn,
     job_id: Uuid,
     reason: &str,
     at: DateTime<Utc>,
     changes: &mut Changes,
 ) -> Result<(), StoreError> {
-    let failed = sqlx::query(
+    let failed = query::<D>(format!(
         "UPDATE jobs SET status = $2, status_reason = $3, updated_at = $4, finished_at = $4, \
-         version = version + 1 WHERE id = $1 AND status IN (SELECT value FROM json_each($5))",
-    )
+         version = version + 1 WHERE id = $1 AND status {}",
+        D::in_texts(5)
+    ))
     .bind(job_id)
     .bind(JobStatus::Failed.as_str())
     .bind(reason)
-    .bind(ts(at))
-    .bind(Json(shared::job_status_strs(&FINISHABLE_JOB)))
+    .bind(Ts(at))
+    .bind(Texts::of(&FINISHABLE_JOB))
     .execute(&mut *conn)
     .await?;
-    if failed.rows_affected() == 1 {
+    if failed == 1 {
         changes.events.push(shared::job_status_event(
             EventType::JobFailed,
             job_id,
@@ -261,34 +284,37 @@ async fn fail_job(
             Some(reason),
         ));
         changes.job_changed(job_id);
-        settle_dependents(conn, job_id, at, changes).await?;
+        settle_dependents::<D>(conn, job_id, at, changes).await?;
     }
     Ok(())
 }
 
 /// A queued or running job with no unfinished task left: `completed`, and
 /// the jobs waiting on it are settled.
-async fn complete_job_if_done(
-    conn: &mut SqliteConnection,
+async fn complete_job_if_done<D: Driver>(
+    conn: &mut D::Conn,
     job_id: Uuid,
     at: DateTime<Utc>,
     changes: &mut Changes,
 ) -> Result<(), StoreError> {
-    // One statement: the job completes only when no task of it is unfinished.
-    let completed = sqlx::query(
+    // One statement: the job completes only when no task of it is unfinished
+    // (the job row is already locked, so the check sees every completion
+    // that committed before this one).
+    let completed = query::<D>(format!(
         "UPDATE jobs SET status = $2, updated_at = $3, finished_at = $3, version = version + 1 \
-         WHERE id = $1 AND status IN (SELECT value FROM json_each($4)) \
-         AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 \
-         AND status IN (SELECT value FROM json_each($5)))",
-    )
+         WHERE id = $1 AND status {} \
+         AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 AND status {})",
+        D::in_texts(4),
+        D::in_texts(5)
+    ))
     .bind(job_id)
     .bind(JobStatus::Completed.as_str())
-    .bind(ts(at))
-    .bind(Json(shared::job_status_strs(&FINISHABLE_JOB)))
-    .bind(Json(ACTIVE_TASK.map(|s| s.as_str())))
+    .bind(Ts(at))
+    .bind(Texts::of(&FINISHABLE_JOB))
+    .bind(Texts::of(&ACTIVE_TASK))
     .execute(&mut *conn)
     .await?;
-    if completed.rows_affected() == 1 {
+    if completed == 1 {
         changes.events.push(shared::job_status_event(
             EventType::JobCompleted,
             job_id,
@@ -296,7 +322,7 @@ async fn complete_job_if_done(
             None,
         ));
         changes.job_changed(job_id);
-        settle_dependents(conn, job_id, at, changes).await?;
+        settle_dependents::<D>(conn, job_id, at, changes).await?;
     }
     Ok(())
 }
@@ -304,24 +330,25 @@ async fn complete_job_if_done(
 /// `finished` just became terminal: each job waiting on it is released
 /// (`queued`, with its stage-0 task in `changes.ready`), failed (and its own
 /// dependents settled in turn), or left waiting, per [`shared::release`].
-pub(super) async fn settle_dependents(
-    conn: &mut SqliteConnection,
+pub(super) async fn settle_dependents<D: Driver>(
+    conn: &mut D::Conn,
     finished: Uuid,
     at: DateTime<Utc>,
     changes: &mut Changes,
 ) -> Result<(), StoreError> {
     let mut work = VecDeque::from([finished]);
     while let Some(done) = work.pop_front() {
-        let waiting: Vec<Uuid> = sqlx::query_scalar(
+        let waiting: Vec<(Uuid,)> = query::<D>(format!(
             "SELECT j.id FROM job_dependencies d JOIN jobs j ON j.id = d.job_id \
-             WHERE d.depends_on = $1 AND j.status = $2 ORDER BY j.id",
-        )
+             WHERE d.depends_on = $1 AND j.status = $2 ORDER BY j.id{}",
+            D::row_lock_of("j")
+        ))
         .bind(done)
         .bind(JobStatus::Waiting.as_str())
         .fetch_all(&mut *conn)
         .await?;
-        for job_id in waiting {
-            let deps: Vec<(Uuid, String)> = sqlx::query_as(
+        for (job_id,) in waiting {
+            let deps: Vec<(Uuid, String)> = query::<D>(
                 "SELECT d.depends_on, j.status FROM job_dependencies d \
                  JOIN jobs j ON j.id = d.depends_on WHERE d.job_id = $1 ORDER BY d.depends_on",
             )
@@ -331,13 +358,13 @@ pub(super) async fn settle_dependents(
             match shared::release(&deps)? {
                 Release::Wait => {}
                 Release::Queue => {
-                    let row: Option<(Json<Vec<String>>, i16, i32)> = sqlx::query_as(
+                    let row: Option<(Json<Vec<String>>, i16, i32)> = query::<D>(
                         "UPDATE jobs SET status = $2, updated_at = $3, version = version + 1 \
                          WHERE id = $1 AND status = $4 RETURNING pipeline, priority, max_attempts",
                     )
                     .bind(job_id)
                     .bind(JobStatus::Queued.as_str())
-                    .bind(ts(at))
+                    .bind(Ts(at))
                     .bind(JobStatus::Waiting.as_str())
                     .fetch_optional(&mut *conn)
                     .await?;
@@ -353,24 +380,24 @@ pub(super) async fn settle_dependents(
                     changes.job_changed(job_id);
                     if let Some(task) = NewTask::first(job_id, &pipeline.0, priority, max_attempts)
                     {
-                        insert_tasks(conn, std::slice::from_ref(&task), at).await?;
+                        insert_tasks::<D>(conn, std::slice::from_ref(&task), at).await?;
                         changes.events.push(task.event());
                         changes.ready.push(task.to_task(at));
                     }
                 }
                 Release::Fail(reason) => {
-                    let failed = sqlx::query(
+                    let failed = query::<D>(
                         "UPDATE jobs SET status = $2, status_reason = $3, updated_at = $4, \
                          finished_at = $4, version = version + 1 WHERE id = $1 AND status = $5",
                     )
                     .bind(job_id)
                     .bind(JobStatus::Failed.as_str())
                     .bind(&reason)
-                    .bind(ts(at))
+                    .bind(Ts(at))
                     .bind(JobStatus::Waiting.as_str())
                     .execute(&mut *conn)
                     .await?;
-                    if failed.rows_affected() == 1 {
+                    if failed == 1 {
                         changes.events.push(shared::job_status_event(
                             EventType::JobFailed,
                             job_id,

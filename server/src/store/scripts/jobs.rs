@@ -1,55 +1,30 @@
-//! Jobs on SQLite: creation (with idempotency and dependencies), reads,
+//! Jobs: creation (with idempotency and dependencies), reads,
 //! listing, transitions and cancellation.
-//!
-//! Writes run on the single writer inside `BEGIN IMMEDIATE`, so the checks a
-//! write makes (idempotency key, dependency states, current status) cannot be
-//! invalidated before it commits: there is no concurrent writer.
 
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::finish::settle_dependents;
 use super::items::{append_batch, append_events, insert_tasks};
-use super::{SqliteStore, ts};
 use crate::domain::{
-    CreateJobOutcome, Document, DocumentMeta, EventType, Job, JobFilter, JobPage, JobStatus,
-    NewJob, TaskStatus,
+    CreateJobOutcome, Document, DocumentMeta, Job, JobFilter, JobPage, JobStatus, NewJob,
 };
 use crate::store::StoreError;
+use crate::store::driver::{Driver, RowLock, Texts, Ts, Uuids, opt_ts, query};
 use crate::store::group_commit::Applying;
 use crate::store::shared::{
-    self, ACTIVE_TASK, AttachmentRow, CANCELLABLE_JOB, Changes, JobRow, NewTask, job_select,
+    self, ACTIVE_TASK, AttachmentRow, CANCELLABLE_JOB, Changes, INSERT_CHUNK, JobRow, NewTask,
+    job_select,
 };
-
-/// See [`crate::store::Store::create_jobs`]: all in one transaction, all or nothing.
-pub(super) async fn create_jobs(
-    store: &SqliteStore,
-    jobs: Vec<NewJob>,
-) -> Result<Vec<CreateJobOutcome>, StoreError> {
-    let mut tx = store.begin().await?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    let mut applying = Vec::with_capacity(jobs.len());
-    for job in &jobs {
-        let mut cx = Applying::new(shared::now(), crate::events::request_id::current());
-        outcomes.push(create_job_in(&mut tx, job, &mut cx).await?);
-        applying.push(cx);
-    }
-    // Events last, all at once (on Postgres the append lock is taken only
-    // after every row lock of the batch, see `items::append_events`).
-    append_batch(&mut tx, &applying).await?;
-    tx.commit().await?;
-    Ok(outcomes)
-}
 
 /// Creates one job inside the caller's transaction (the group-commit
 /// writer's, or `create_jobs`'s).
-pub(super) async fn create_job_in(
-    tx: &mut SqliteConnection,
+pub(super) async fn create_job_in<D: Driver>(
+    tx: &mut D::Conn,
     new: &NewJob,
     cx: &mut Applying,
 ) -> Result<CreateJobOutcome, StoreError> {
-    if let Some(outcome) = find_by_key(&mut *tx, new).await? {
+    if let Some(outcome) = find_by_key::<D>(&mut *tx, new).await? {
         return outcome;
     }
 
@@ -58,13 +33,17 @@ pub(super) async fn create_job_in(
     let status = if deps.is_empty() {
         JobStatus::Queued
     } else {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT id, status FROM jobs WHERE id IN (");
-        let mut list = qb.separated(", ");
-        for dep in &deps {
-            list.push_bind(*dep);
-        }
-        qb.push(")");
-        let found: Vec<(Uuid, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+        // Share-locked (or under SQLite's one writer): a dependency cannot
+        // complete between this check and our commit, so whoever completes
+        // it later sees this job and releases it.
+        let found: Vec<(Uuid, String)> = query::<D>(format!(
+            "SELECT id, status FROM jobs WHERE id {} ORDER BY id{}",
+            D::in_uuids(1),
+            D::row_lock(RowLock::Share)
+        ))
+        .bind(Uuids(deps.clone()))
+        .fetch_all(&mut *tx)
+        .await?;
         let missing: Vec<Uuid> = deps
             .iter()
             .filter(|d| !found.iter().any(|(id, _)| id == *d))
@@ -84,7 +63,7 @@ pub(super) async fn create_job_in(
     };
 
     let at = cx.at;
-    sqlx::query(
+    query::<D>(
         "INSERT INTO jobs (id, status, pipeline, prompt, context, priority, idempotency_key, \
          request_hash, created_by, max_attempts, created_at, updated_at, version) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)",
@@ -99,12 +78,12 @@ pub(super) async fn create_job_in(
     .bind(&new.request_hash)
     .bind(&new.created_by)
     .bind(new.max_attempts)
-    .bind(ts(at))
+    .bind(Ts(at))
     .execute(&mut *tx)
     .await?;
 
     if let Some(doc) = &new.document {
-        sqlx::query(
+        query::<D>(
             "INSERT INTO documents (job_id, file_name, content_type, size, sha256, bytes) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -117,20 +96,19 @@ pub(super) async fn create_job_in(
         .execute(&mut *tx)
         .await?;
     }
-    for chunk in labels.chunks(shared::INSERT_CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO job_labels (job_id, label) ");
-        qb.push_values(chunk, |mut row, label| {
-            row.push_bind(new.id).push_bind(label.clone());
+    for chunk in labels.chunks(INSERT_CHUNK) {
+        let mut q = query::<D>("INSERT INTO job_labels (job_id, label) ");
+        q.push_values(chunk, |row, label| {
+            row.bind(new.id).bind(label.as_str());
         });
-        qb.build().execute(&mut *tx).await?;
+        q.execute(&mut *tx).await?;
     }
-    for chunk in deps.chunks(shared::INSERT_CHUNK) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("INSERT INTO job_dependencies (job_id, depends_on) ");
-        qb.push_values(chunk, |mut row, dep| {
-            row.push_bind(new.id).push_bind(*dep);
+    for chunk in deps.chunks(INSERT_CHUNK) {
+        let mut q = query::<D>("INSERT INTO job_dependencies (job_id, depends_on) ");
+        q.push_values(chunk, |row, dep| {
+            row.bind(new.id).bind(*dep);
         });
-        qb.build().execute(&mut *tx).await?;
+        q.execute(&mut *tx).await?;
     }
 
     let job = shared::created_job(new, status, labels, deps, at);
@@ -138,22 +116,42 @@ pub(super) async fn create_job_in(
     if status == JobStatus::Queued
         && let Some(task) = NewTask::first(job.id, &job.pipeline, job.priority, new.max_attempts)
     {
-        insert_tasks(&mut *tx, std::slice::from_ref(&task), at).await?;
+        insert_tasks::<D>(&mut *tx, std::slice::from_ref(&task), at).await?;
         events.push(task.event());
     }
     cx.events.extend(events);
     Ok(CreateJobOutcome::Created(job))
 }
 
+/// See [`crate::store::Store::create_jobs`]: all in one transaction, all or nothing.
+pub(super) async fn create_jobs<D: Driver>(
+    pool: &D::Pool,
+    jobs: Vec<NewJob>,
+) -> Result<Vec<CreateJobOutcome>, StoreError> {
+    let mut tx = D::begin(pool).await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut applying = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let mut cx = Applying::new(shared::now(), crate::events::request_id::current());
+        outcomes.push(create_job_in::<D>(&mut tx, job, &mut cx).await?);
+        applying.push(cx);
+    }
+    // Events last, all at once (on Postgres the append lock is taken only
+    // after every row lock of the batch, see `items::append_events`).
+    append_batch::<D>(&mut tx, &applying).await?;
+    D::commit(tx).await?;
+    Ok(outcomes)
+}
+
 /// The replay answer when `(created_by, idempotency_key)` names a stored job.
-async fn find_by_key(
-    conn: &mut SqliteConnection,
+pub(super) async fn find_by_key<D: Driver>(
+    conn: &mut D::Conn,
     new: &NewJob,
 ) -> Result<Option<Result<CreateJobOutcome, StoreError>>, StoreError> {
     let Some(key) = &new.idempotency_key else {
         return Ok(None);
     };
-    let row: Option<JobRow> = sqlx::query_as(concat!(
+    let row: Option<JobRow> = query::<D>(concat!(
         job_select!(),
         " WHERE j.created_by = $1 AND j.idempotency_key = $2"
     ))
@@ -164,76 +162,73 @@ async fn find_by_key(
     let Some(row) = row else {
         return Ok(None);
     };
-    let attachments = load_attachments(conn, &[row.id]).await?;
+    let attachments = load_attachments::<D>(conn, &[row.id]).await?;
     Ok(Some(shared::replay(row, new, attachments)))
 }
 
 /// Labels and dependencies of the given jobs, in one query.
-async fn load_attachments(
-    conn: &mut SqliteConnection,
+async fn load_attachments<D: Driver>(
+    conn: &mut D::Conn,
     ids: &[Uuid],
 ) -> Result<Vec<AttachmentRow>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT job_id, label, NULL AS depends_on FROM job_labels WHERE job_id IN (",
-    );
-    push_id_list(&mut qb, ids);
-    qb.push(") UNION ALL SELECT job_id, NULL, depends_on FROM job_dependencies WHERE job_id IN (");
-    push_id_list(&mut qb, ids);
-    qb.push(")");
-    Ok(qb.build_query_as().fetch_all(conn).await?)
-}
-
-fn push_id_list(qb: &mut QueryBuilder<Sqlite>, ids: &[Uuid]) {
-    let mut list = qb.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
+    Ok(query::<D>(format!(
+        "SELECT job_id, label, CAST(NULL AS uuid) AS depends_on FROM job_labels \
+         WHERE job_id {} UNION ALL \
+         SELECT job_id, CAST(NULL AS text), depends_on FROM job_dependencies WHERE job_id {}",
+        D::in_uuids(1),
+        D::in_uuids(1)
+    ))
+    .bind(Uuids(ids.to_vec()))
+    .fetch_all(conn)
+    .await?)
 }
 
 /// One job with labels and dependencies, or `None`.
-pub(super) async fn fetch_job(
-    conn: &mut SqliteConnection,
+pub(super) async fn fetch_job<D: Driver>(
+    conn: &mut D::Conn,
     id: Uuid,
 ) -> Result<Option<Job>, StoreError> {
-    let row: Option<JobRow> = sqlx::query_as(concat!(job_select!(), " WHERE j.id = $1"))
+    let row: Option<JobRow> = query::<D>(concat!(job_select!(), " WHERE j.id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else {
         return Ok(None);
     };
-    let attachments = load_attachments(conn, &[id]).await?;
+    let attachments = load_attachments::<D>(conn, &[id]).await?;
     Ok(shared::into_jobs(vec![row], attachments)?.pop())
 }
 
 /// The jobs with these ids (labels and dependencies included), by id.
-pub(super) async fn fetch_jobs(
-    conn: &mut SqliteConnection,
+pub(super) async fn fetch_jobs<D: Driver>(
+    conn: &mut D::Conn,
     ids: &[Uuid],
 ) -> Result<Vec<Job>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut qb = QueryBuilder::<Sqlite>::new(job_select!());
-    qb.push(" WHERE j.id IN (");
-    push_id_list(&mut qb, ids);
-    qb.push(") ORDER BY j.id");
-    let rows: Vec<JobRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
-    let attachments = load_attachments(conn, ids).await?;
+    let rows: Vec<JobRow> = query::<D>(format!(
+        concat!(job_select!(), " WHERE j.id {} ORDER BY j.id"),
+        D::in_uuids(1)
+    ))
+    .bind(Uuids(ids.to_vec()))
+    .fetch_all(&mut *conn)
+    .await?;
+    let attachments = load_attachments::<D>(conn, ids).await?;
     shared::into_jobs(rows, attachments)
 }
 
 /// See [`crate::store::Store::list_jobs`].
-pub(super) async fn list_jobs(
-    pool: &SqlitePool,
+pub(super) async fn list_jobs<D: Driver>(
+    conn: &mut D::Conn,
     filter: &JobFilter,
 ) -> Result<JobPage, StoreError> {
     let limit = shared::page_limit(filter.limit);
-    let mut qb = QueryBuilder::<Sqlite>::new(job_select!());
-    qb.push(" WHERE 1 = 1");
+    let mut qb = query::<D>(job_select!());
+    qb.push(" WHERE TRUE");
     if let Some(status) = filter.status {
         qb.push(" AND j.status = ").push_bind(status.as_str());
     }
@@ -248,14 +243,11 @@ pub(super) async fn list_jobs(
     qb.push(" ORDER BY j.id DESC LIMIT ")
         .push_bind(i64::from(limit) + 1);
 
-    // One connection for both queries: they see the same snapshot only inside
-    // a transaction, but labels and dependencies never change, so it is enough.
-    let mut conn = pool.acquire().await?;
-    let mut rows: Vec<JobRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    let mut rows: Vec<JobRow> = qb.fetch_all(&mut *conn).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let attachments = load_attachments(&mut conn, &ids).await?;
+    let attachments = load_attachments::<D>(conn, &ids).await?;
     let jobs = shared::into_jobs(rows, attachments)?;
     let next = if more {
         jobs.last().map(|j| j.id)
@@ -266,15 +258,15 @@ pub(super) async fn list_jobs(
 }
 
 /// See [`crate::store::Store::get_document`].
-pub(super) async fn get_document(
-    pool: &SqlitePool,
+pub(super) async fn get_document<D: Driver>(
+    conn: &mut D::Conn,
     job_id: Uuid,
 ) -> Result<Option<Document>, StoreError> {
-    let row: Option<(String, String, i64, String, Vec<u8>)> = sqlx::query_as(
+    let row: Option<(String, String, i64, String, Vec<u8>)> = query::<D>(
         "SELECT file_name, content_type, size, sha256, bytes FROM documents WHERE job_id = $1",
     )
     .bind(job_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     Ok(
         row.map(|(file_name, content_type, size, sha256, bytes)| Document {
@@ -290,19 +282,20 @@ pub(super) async fn get_document(
 }
 
 /// The current status of a job, for conflict messages.
-async fn current_status(
-    conn: &mut SqliteConnection,
+async fn current_status<D: Driver>(
+    conn: &mut D::Conn,
     id: Uuid,
 ) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+    let row: Option<(String,)> = query::<D>("SELECT status FROM jobs WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
-        .await?)
+        .await?;
+    Ok(row.map(|(status,)| status))
 }
 
 /// See [`crate::store::Store::transition_job`].
-pub(super) async fn transition_job(
-    store: &SqliteStore,
+pub(super) async fn transition_job<D: Driver>(
+    pool: &D::Pool,
     id: Uuid,
     from: &[JobStatus],
     to: JobStatus,
@@ -312,35 +305,25 @@ pub(super) async fn transition_job(
         return Err(shared::invalid_target(id, to));
     };
     let at = shared::now();
-    let mut qb = QueryBuilder::<Sqlite>::new("UPDATE jobs SET status = ");
-    qb.push_bind(to.as_str())
-        .push(", status_reason = ")
-        .push_bind(reason.clone())
-        .push(", updated_at = ")
-        .push_bind(ts(at))
-        .push(", version = version + 1, started_at = COALESCE(started_at, ")
-        .push_bind((to == JobStatus::Running).then(|| ts(at)))
-        .push("), finished_at = COALESCE(")
-        .push_bind(to.is_terminal().then(|| ts(at)))
-        .push(", finished_at) WHERE id = ")
-        .push_bind(id)
-        .push(" AND status IN (");
-    {
-        let mut list = qb.separated(", ");
-        for s in from {
-            list.push_bind(s.as_str());
-        }
-        if from.is_empty() {
-            list.push("NULL");
-        }
-    }
-    qb.push(") RETURNING pipeline, priority, max_attempts");
-
-    let mut tx = store.begin().await?;
-    let updated: Option<(Json<Vec<String>>, i16, i32)> =
-        qb.build_query_as().fetch_optional(&mut *tx).await?;
+    let mut tx = D::begin(pool).await?;
+    let updated: Option<(Json<Vec<String>>, i16, i32)> = query::<D>(format!(
+        "UPDATE jobs SET status = $2, status_reason = $3, updated_at = $4, version = version + 1, \
+         started_at = COALESCE(started_at, $5), finished_at = COALESCE($6, finished_at) \
+         WHERE id = $1 AND status {} \
+         RETURNING pipeline, priority, max_attempts",
+        D::in_texts(7)
+    ))
+    .bind(id)
+    .bind(to.as_str())
+    .bind(&reason)
+    .bind(Ts(at))
+    .bind(opt_ts((to == JobStatus::Running).then_some(at)))
+    .bind(opt_ts(to.is_terminal().then_some(at)))
+    .bind(Texts::of(from))
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some((pipeline, priority, max_attempts)) = updated else {
-        return match current_status(&mut tx, id).await? {
+        return match current_status::<D>(&mut tx, id).await? {
             None => Err(StoreError::NotFound("job")),
             Some(current) => Err(shared::transition_conflict(id, &current, from, to)),
         };
@@ -348,13 +331,13 @@ pub(super) async fn transition_job(
 
     let mut events = vec![shared::job_status_event(kind, id, to, reason.as_deref())];
     if to == JobStatus::Queued {
-        let has_tasks: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1)")
+        let (has_tasks,): (bool,) =
+            query::<D>("SELECT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1)")
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
         if !has_tasks && let Some(task) = NewTask::first(id, &pipeline.0, priority, max_attempts) {
-            insert_tasks(&mut tx, std::slice::from_ref(&task), at).await?;
+            insert_tasks::<D>(&mut tx, std::slice::from_ref(&task), at).await?;
             events.push(task.event());
         }
     }
@@ -363,64 +346,61 @@ pub(super) async fn transition_job(
             events,
             ..Changes::default()
         };
-        settle_dependents(&mut tx, id, at, &mut changes).await?;
+        settle_dependents::<D>(&mut tx, id, at, &mut changes).await?;
         events = changes.events;
     }
-    let job = fetch_job(&mut tx, id)
+    let job = fetch_job::<D>(&mut tx, id)
         .await?
         .ok_or(StoreError::NotFound("job"))?;
-    append_events(&mut tx, &events, at).await?;
-    tx.commit().await?;
+    append_events::<D>(&mut tx, &events, at).await?;
+    D::commit(tx).await?;
     Ok(job)
 }
 
 /// See [`crate::store::Store::cancel_job`].
-pub(super) async fn cancel_job(
-    store: &SqliteStore,
+pub(super) async fn cancel_job<D: Driver>(
+    pool: &D::Pool,
     id: Uuid,
     reason: String,
 ) -> Result<(Job, Vec<Uuid>), StoreError> {
     let at = shared::now();
     let cancelled = JobStatus::Cancelled;
-    let [w, q, r] = CANCELLABLE_JOB;
-    let mut tx = store.begin().await?;
-    let updated = sqlx::query(
+    let mut tx = D::begin(pool).await?;
+    let updated = query::<D>(format!(
         "UPDATE jobs SET status = $2, status_reason = $3, updated_at = $4, finished_at = $4, \
-         version = version + 1 WHERE id = $1 AND status IN ($5, $6, $7)",
-    )
+         version = version + 1 WHERE id = $1 AND status {}",
+        D::in_texts(5)
+    ))
     .bind(id)
     .bind(cancelled.as_str())
     .bind(&reason)
-    .bind(ts(at))
-    .bind(w.as_str())
-    .bind(q.as_str())
-    .bind(r.as_str())
+    .bind(Ts(at))
+    .bind(Texts::of(&CANCELLABLE_JOB))
     .execute(&mut *tx)
     .await?;
-    if updated.rows_affected() == 0 {
-        return match current_status(&mut tx, id).await? {
+    if updated == 0 {
+        return match current_status::<D>(&mut tx, id).await? {
             None => Err(StoreError::NotFound("job")),
             Some(current) => Err(shared::cancel_conflict(id, &current)),
         };
     }
 
-    let [p, a, ru] = ACTIVE_TASK;
-    let mut task_ids: Vec<Uuid> = sqlx::query_scalar(
+    let rows: Vec<(Uuid,)> = query::<D>(format!(
         "UPDATE tasks SET status = $2, updated_at = $3, version = version + 1 \
-         WHERE job_id = $1 AND status IN ($4, $5, $6) RETURNING id",
-    )
+         WHERE job_id = $1 AND status {} RETURNING id",
+        D::in_texts(4)
+    ))
     .bind(id)
-    .bind(TaskStatus::Cancelled.as_str())
-    .bind(ts(at))
-    .bind(p.as_str())
-    .bind(a.as_str())
-    .bind(ru.as_str())
+    .bind(crate::domain::TaskStatus::Cancelled.as_str())
+    .bind(Ts(at))
+    .bind(Texts::of(&ACTIVE_TASK))
     .fetch_all(&mut *tx)
     .await?;
+    let mut task_ids: Vec<Uuid> = rows.into_iter().map(|(id,)| id).collect();
     task_ids.sort();
 
     let mut events = vec![shared::job_status_event(
-        EventType::JobCancelled,
+        crate::domain::EventType::JobCancelled,
         id,
         cancelled,
         Some(&reason),
@@ -434,11 +414,11 @@ pub(super) async fn cancel_job(
         events,
         ..Changes::default()
     };
-    settle_dependents(&mut tx, id, at, &mut changes).await?;
-    let job = fetch_job(&mut tx, id)
+    settle_dependents::<D>(&mut tx, id, at, &mut changes).await?;
+    let job = fetch_job::<D>(&mut tx, id)
         .await?
         .ok_or(StoreError::NotFound("job"))?;
-    append_events(&mut tx, &changes.events, at).await?;
-    tx.commit().await?;
+    append_events::<D>(&mut tx, &changes.events, at).await?;
+    D::commit(tx).await?;
     Ok((job, task_ids))
 }

@@ -1,23 +1,23 @@
-//! [`crate::store::events::EventStore`] for postgres.
+//! [`EventStore`] over a driver: reading and pruning the event log.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::PgStore;
+use super::SqlStore;
 use crate::domain::Event;
 use crate::store::StoreError;
+use crate::store::driver::{Driver, Texts, Ts, Uuids, query};
 use crate::store::events::{EventFilter, EventStore};
 use crate::store::shared::{self, EventRow, event_columns};
 
 #[async_trait]
-impl EventStore for PgStore {
+impl<D: Driver> EventStore for SqlStore<D> {
     async fn last_event_seq(&self) -> Result<i64, StoreError> {
-        let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(&self.pool)
+        let (seq,): (i64,) = query::<D>("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&mut *self.reader().await?)
             .await?;
         Ok(seq)
     }
@@ -27,11 +27,12 @@ impl EventStore for PgStore {
         if job_ids.is_empty() {
             return Ok(out);
         }
-        let rows: Vec<(Uuid, String)> = sqlx::query_as(
-            "SELECT job_id, label FROM job_labels WHERE job_id = ANY($1) ORDER BY job_id, label",
-        )
-        .bind(job_ids)
-        .fetch_all(&self.pool)
+        let rows: Vec<(Uuid, String)> = query::<D>(format!(
+            "SELECT job_id, label FROM job_labels WHERE job_id {} ORDER BY job_id, label",
+            D::in_uuids(1)
+        ))
+        .bind(Uuids(job_ids.to_vec()))
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         for (job_id, label) in rows {
             out.entry(job_id).or_default().push(label);
@@ -45,30 +46,30 @@ impl EventStore for PgStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
-        let mut qb = QueryBuilder::<Postgres>::new(concat!(
+        let mut q = query::<D>(concat!(
             "SELECT ",
             event_columns!(),
             " FROM events e WHERE e.seq > "
         ));
-        qb.push_bind(after_seq);
+        q.push_bind(after_seq);
         if let Some(job_id) = filter.job_id {
-            qb.push(" AND e.job_id = ").push_bind(job_id);
+            q.push(" AND e.job_id = ").push_bind(job_id);
         }
         if !filter.types.is_empty() {
-            qb.push(" AND e.type = ANY(")
-                .push_bind(filter.type_strs())
-                .push(")");
+            let n = q.next_placeholder();
+            q.push(&format!(" AND e.type {}", D::in_texts(n)));
+            q = q.bind(Texts::of(filter.type_strs()));
         }
         if let Some(label) = &filter.label {
-            qb.push(
+            q.push(
                 " AND EXISTS (SELECT 1 FROM job_labels l WHERE l.job_id = e.job_id AND l.label = ",
             )
-            .push_bind(label.clone())
+            .push_bind(label.as_str())
             .push(")");
         }
-        qb.push(" ORDER BY e.seq LIMIT ")
+        q.push(" ORDER BY e.seq LIMIT ")
             .push_bind(i64::from(shared::page_limit(limit)));
-        let rows: Vec<EventRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<EventRow> = q.fetch_all(&mut *self.reader().await?).await?;
         Ok(rows.into_iter().map(Event::from).collect())
     }
 
@@ -77,17 +78,20 @@ impl EventStore for PgStore {
         before: DateTime<Utc>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        // Oldest first through `events_created_at`; appends take an advisory
-        // lock, not row locks, so this never waits on (or blocks) the hot path
-        // beyond ordinary index maintenance.
-        let deleted = sqlx::query(
+        // Oldest first through `events_created_at`. On Postgres appends take
+        // an advisory lock, not row locks, so this never waits on (or blocks)
+        // the hot path beyond index maintenance; on SQLite it is one short
+        // write transaction like any other.
+        let mut tx = D::begin(&self.write).await?;
+        let deleted = query::<D>(
             "DELETE FROM events WHERE seq IN \
              (SELECT seq FROM events WHERE created_at < $1 ORDER BY created_at, seq LIMIT $2)",
         )
-        .bind(before)
+        .bind(Ts(before))
         .bind(i64::from(limit.max(1)))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(deleted.rows_affected())
+        D::commit(tx).await?;
+        Ok(deleted)
     }
 }

@@ -1,19 +1,22 @@
-//! [`crate::store::webhooks::WebhookStore`] for postgres.
+//! [`WebhookStore`] over a driver.
 //!
 //! Claims are conditional updates (`WHERE status = 'pending' AND
-//! next_attempt_at <= now`): of two nodes claiming the same row, the second
-//! blocks on the row lock, re-evaluates the condition against the first's
-//! new `next_attempt_at`, and skips the row.
+//! next_attempt_at <= now`): of two nodes claiming the same row on Postgres,
+//! the second blocks on the row lock, re-evaluates the condition against the
+//! first's new `next_attempt_at`, and skips the row (SQLite has one writer).
+//! A claim updates the delivery rows, then reads what it claimed joined with
+//! the webhook, in the same transaction (SQLite's `RETURNING` cannot name
+//! joined tables).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::PgStore;
+use super::SqlStore;
 use super::items::append_events;
 use crate::store::StoreError;
+use crate::store::driver::{Driver, RowLock, Ts, Uuids, opt_ts, query};
 use crate::store::shared::{self, INSERT_CHUNK};
 use crate::store::webhooks::{
     AttemptRow, ClaimRow, DeliveryRow, WebhookRow, WebhookStore, apply_patch, deliveries_from_rows,
@@ -24,18 +27,21 @@ use crate::webhooks::model::{
     DueDelivery, NewDelivery, NewWebhook, Webhook, WebhookPatch, disable_reason, disabled_event,
 };
 
-async fn last_seq(conn: &mut PgConnection) -> Result<i64, StoreError> {
-    let (seq,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM events")
+async fn last_seq<D: Driver>(conn: &mut D::Conn) -> Result<i64, StoreError> {
+    let (seq,): (i64,) = query::<D>("SELECT COALESCE(MAX(seq), 0) FROM events")
         .fetch_one(&mut *conn)
         .await?;
     Ok(seq)
 }
 
-async fn fetch_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Webhook, StoreError> {
-    let row: Option<WebhookRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        webhook_columns!(),
-        " FROM webhooks WHERE id = $1 FOR UPDATE"
+async fn fetch_for_update<D: Driver>(conn: &mut D::Conn, id: Uuid) -> Result<Webhook, StoreError> {
+    let row: Option<WebhookRow> = query::<D>(format!(
+        concat!(
+            "SELECT ",
+            webhook_columns!(),
+            " FROM webhooks WHERE id = $1{}"
+        ),
+        D::row_lock(RowLock::Update)
     ))
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -45,8 +51,8 @@ async fn fetch_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Webhook, 
 }
 
 /// Writes every mutable column of `w`.
-async fn save(conn: &mut PgConnection, w: &Webhook) -> Result<(), StoreError> {
-    sqlx::query(
+async fn save<D: Driver>(conn: &mut D::Conn, w: &Webhook) -> Result<(), StoreError> {
+    query::<D>(
         "UPDATE webhooks SET url = $2, event_types = $3, label = $4, description = $5, \
          enabled = $6, disabled_reason = $7, failing_since = $8, since_seq = $9, \
          secret = $10, previous_secret = $11, previous_secret_expires_at = $12, updated_at = $13 \
@@ -59,24 +65,24 @@ async fn save(conn: &mut PgConnection, w: &Webhook) -> Result<(), StoreError> {
     .bind(&w.description)
     .bind(w.enabled)
     .bind(&w.disabled_reason)
-    .bind(w.failing_since)
+    .bind(opt_ts(w.failing_since))
     .bind(w.since_seq)
     .bind(&w.keys.current)
     .bind(&w.keys.previous)
-    .bind(w.keys.previous_expires_at)
-    .bind(w.updated_at)
+    .bind(opt_ts(w.keys.previous_expires_at))
+    .bind(Ts(w.updated_at))
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 #[async_trait]
-impl WebhookStore for PgStore {
+impl<D: Driver> WebhookStore for SqlStore<D> {
     async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook, StoreError> {
         let at = shared::now();
-        let mut tx = self.pool.begin().await?;
-        let since_seq = last_seq(&mut tx).await?;
-        let row: WebhookRow = sqlx::query_as(concat!(
+        let mut tx = D::begin(&self.write).await?;
+        let since_seq = last_seq::<D>(&mut tx).await?;
+        let row: WebhookRow = query::<D>(concat!(
             "INSERT INTO webhooks (id, url, event_types, label, description, enabled, secret, \
              since_seq, created_by, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ",
@@ -91,52 +97,54 @@ impl WebhookStore for PgStore {
         .bind(&new.secret)
         .bind(since_seq)
         .bind(&new.created_by)
-        .bind(at)
+        .bind(Ts(at))
         .fetch_one(&mut *tx)
         .await?;
-        tx.commit().await?;
+        D::commit(tx).await?;
         Ok(row.into())
     }
 
     async fn get_webhook(&self, id: Uuid) -> Result<Option<Webhook>, StoreError> {
-        let row: Option<WebhookRow> = sqlx::query_as(concat!(
+        let row: Option<WebhookRow> = query::<D>(concat!(
             "SELECT ",
             webhook_columns!(),
             " FROM webhooks WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         Ok(row.map(Webhook::from))
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
-        let rows: Vec<WebhookRow> = sqlx::query_as(concat!(
+        let rows: Vec<WebhookRow> = query::<D>(concat!(
             "SELECT ",
             webhook_columns!(),
             " FROM webhooks ORDER BY created_at, id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         Ok(rows.into_iter().map(Webhook::from).collect())
     }
 
     async fn update_webhook(&self, id: Uuid, patch: WebhookPatch) -> Result<Webhook, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut webhook = fetch_for_update(&mut tx, id).await?;
-        let last = last_seq(&mut tx).await?;
+        let mut tx = D::begin(&self.write).await?;
+        let mut webhook = fetch_for_update::<D>(&mut tx, id).await?;
+        let last = last_seq::<D>(&mut tx).await?;
         apply_patch(&mut webhook, patch, last, shared::now());
-        save(&mut tx, &webhook).await?;
-        tx.commit().await?;
+        save::<D>(&mut tx, &webhook).await?;
+        D::commit(tx).await?;
         Ok(webhook)
     }
 
     async fn delete_webhook(&self, id: Uuid) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+        let mut tx = D::begin(&self.write).await?;
+        let done = query::<D>("DELETE FROM webhooks WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
+        D::commit(tx).await?;
+        if done == 0 {
             return Err(StoreError::NotFound("webhook"));
         }
         Ok(())
@@ -148,21 +156,21 @@ impl WebhookStore for PgStore {
         secret: String,
         previous_expires_at: DateTime<Utc>,
     ) -> Result<Webhook, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut webhook = fetch_for_update(&mut tx, id).await?;
+        let mut tx = D::begin(&self.write).await?;
+        let mut webhook = fetch_for_update::<D>(&mut tx, id).await?;
         webhook.keys.previous = Some(std::mem::replace(&mut webhook.keys.current, secret));
         webhook.keys.previous_expires_at = Some(previous_expires_at);
         webhook.updated_at = shared::now();
-        save(&mut tx, &webhook).await?;
-        tx.commit().await?;
+        save::<D>(&mut tx, &webhook).await?;
+        D::commit(tx).await?;
         Ok(webhook)
     }
 
     async fn webhook_cursor(&self) -> Result<i64, StoreError> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM webhook_cursor WHERE id = 1")
-            .fetch_optional(&self.pool)
+        let seq: Option<(i64,)> = query::<D>("SELECT seq FROM webhook_cursor WHERE id = 1")
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
-        Ok(seq.unwrap_or(0))
+        Ok(seq.map_or(0, |(seq,)| seq))
     }
 
     async fn enqueue_webhook_deliveries(
@@ -171,63 +179,65 @@ impl WebhookStore for PgStore {
         cursor: Option<i64>,
     ) -> Result<u64, StoreError> {
         let at = shared::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = D::begin(&self.write).await?;
         let mut inserted = 0;
         for chunk in deliveries.chunks(INSERT_CHUNK) {
-            let mut qb = QueryBuilder::<Postgres>::new(
+            let mut qb = query::<D>(
                 "INSERT INTO webhook_deliveries (id, webhook_id, event_seq, generation, event_type, \
                  job_id, request_id, body, status, next_attempt_at, created_at, updated_at) ",
             );
-            qb.push_values(chunk, |mut row, d| {
-                row.push_bind(d.id)
-                    .push_bind(d.webhook_id)
-                    .push_bind(d.event_seq)
-                    .push_bind(d.generation)
-                    .push_bind(&d.event_type)
-                    .push_bind(d.job_id)
-                    .push_bind(&d.request_id)
-                    .push_bind(&d.body)
-                    .push_bind(DeliveryStatus::Pending.as_str())
-                    .push_bind(at)
-                    .push_bind(at)
-                    .push_bind(at);
+            qb.push_values(chunk, |row, d| {
+                row.bind(d.id)
+                    .bind(d.webhook_id)
+                    .bind(d.event_seq)
+                    .bind(d.generation)
+                    .bind(d.event_type.as_str())
+                    .bind(d.job_id)
+                    .bind(d.request_id.as_deref())
+                    .bind(&d.body)
+                    .bind(DeliveryStatus::Pending.as_str())
+                    .bind(Ts(at))
+                    .bind(Ts(at))
+                    .bind(Ts(at));
             });
             qb.push(" ON CONFLICT (webhook_id, event_seq, generation) DO NOTHING");
-            inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+            inserted += qb.execute(&mut *tx).await?;
         }
         if let Some(cursor) = cursor {
-            sqlx::query("UPDATE webhook_cursor SET seq = $1 WHERE id = 1 AND seq < $1")
+            query::<D>("UPDATE webhook_cursor SET seq = $1 WHERE id = 1 AND seq < $1")
                 .bind(cursor)
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        D::commit(tx).await?;
         Ok(inserted)
     }
 
     async fn next_replay_generation(&self, id: Uuid) -> Result<i32, StoreError> {
-        let generation: Option<i32> = sqlx::query_scalar(
+        let mut tx = D::begin(&self.write).await?;
+        let generation: Option<(i32,)> = query::<D>(
             "UPDATE webhooks SET replay_generation = replay_generation + 1 WHERE id = $1 \
              RETURNING replay_generation",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        generation.ok_or(StoreError::NotFound("webhook"))
+        D::commit(tx).await?;
+        generation
+            .map(|(g,)| g)
+            .ok_or(StoreError::NotFound("webhook"))
     }
 
     async fn event_seq_before(&self, at: DateTime<Utc>) -> Result<i64, StoreError> {
-        let first: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(seq) FROM events WHERE created_at >= $1")
-                .bind(at)
-                .fetch_one(&self.pool)
+        let mut conn = self.reader().await?;
+        let (first,): (Option<i64>,) =
+            query::<D>("SELECT MIN(seq) FROM events WHERE created_at >= $1")
+                .bind(Ts(at))
+                .fetch_one(&mut *conn)
                 .await?;
         match first {
             Some(seq) => Ok(seq - 1),
-            None => {
-                let mut conn = self.pool.acquire().await?;
-                last_seq(&mut conn).await
-            }
+            None => last_seq::<D>(&mut conn).await,
         }
     }
 
@@ -237,17 +247,18 @@ impl WebhookStore for PgStore {
         exclude: &[Uuid],
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        let rows: Vec<(Uuid, Uuid)> = query::<D>(format!(
             "SELECT d.id, d.webhook_id FROM webhook_deliveries d \
              JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled \
-             AND NOT (d.webhook_id = ANY($2)) \
+             AND NOT (d.webhook_id {}) \
              ORDER BY d.next_attempt_at LIMIT $3",
-        )
-        .bind(now)
-        .bind(exclude)
+            D::in_uuids(2)
+        ))
+        .bind(Ts(now))
+        .bind(Uuids(exclude.to_vec()))
         .bind(i64::from(shared::page_limit(limit)))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         Ok(rows
             .into_iter()
@@ -259,14 +270,16 @@ impl WebhookStore for PgStore {
         &self,
         exclude: &[Uuid],
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(sqlx::query_scalar(
+        let (due,): (Option<DateTime<Utc>>,) = query::<D>(format!(
             "SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d \
              JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status = 'pending' AND w.enabled AND NOT (d.webhook_id = ANY($1))",
-        )
-        .bind(exclude)
-        .fetch_one(&self.pool)
-        .await?)
+             WHERE d.status = 'pending' AND w.enabled AND NOT (d.webhook_id {})",
+            D::in_uuids(1)
+        ))
+        .bind(Uuids(exclude.to_vec()))
+        .fetch_one(&mut *self.reader().await?)
+        .await?;
+        Ok(due)
     }
 
     async fn claim_webhook_deliveries(
@@ -278,19 +291,30 @@ impl WebhookStore for PgStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<ClaimRow> = sqlx::query_as(
-            "UPDATE webhook_deliveries d SET next_attempt_at = $3, updated_at = $2 \
-             FROM webhooks w \
-             WHERE d.id = ANY($1) AND d.status = 'pending' AND d.next_attempt_at <= $2 \
-             AND w.id = d.webhook_id AND w.enabled \
-             RETURNING d.id, d.webhook_id, d.event_seq, d.event_type, d.job_id, d.request_id, d.body, \
-             d.attempts, w.url, w.secret, w.previous_secret, w.previous_secret_expires_at",
-        )
-        .bind(ids)
-        .bind(now)
-        .bind(lease_until)
-        .fetch_all(&self.pool)
+        let mut tx = D::begin(&self.write).await?;
+        let claimed: Vec<(Uuid,)> = query::<D>(format!(
+            "UPDATE webhook_deliveries SET next_attempt_at = $3, updated_at = $2 \
+             WHERE id {} AND status = 'pending' AND next_attempt_at <= $2 \
+             AND webhook_id IN (SELECT id FROM webhooks WHERE enabled) RETURNING id",
+            D::in_uuids(1)
+        ))
+        .bind(Uuids(ids.to_vec()))
+        .bind(Ts(now))
+        .bind(Ts(lease_until))
+        .fetch_all(&mut *tx)
         .await?;
+        let claimed: Vec<Uuid> = claimed.into_iter().map(|(id,)| id).collect();
+        let rows: Vec<ClaimRow> = query::<D>(format!(
+            "SELECT d.id, d.webhook_id, d.event_seq, d.event_type, d.job_id, d.request_id, \
+             d.body, d.attempts, w.url, w.secret, w.previous_secret, w.previous_secret_expires_at \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id {} \
+             ORDER BY d.id",
+            D::in_uuids(1)
+        ))
+        .bind(Uuids(claimed))
+        .fetch_all(&mut *tx)
+        .await?;
+        D::commit(tx).await?;
         Ok(rows.into_iter().map(ClaimedDelivery::from).collect())
     }
 
@@ -299,8 +323,8 @@ impl WebhookStore for PgStore {
         record: &AttemptRecord,
     ) -> Result<AttemptEffect, StoreError> {
         let (status, next, delivered_at) = delivery_update(record);
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
+        let mut tx = D::begin(&self.write).await?;
+        let updated = query::<D>(
             "UPDATE webhook_deliveries SET status = $3, attempts = $2, \
              next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, updated_at = $6 \
              WHERE id = $1 AND attempts = $2 - 1 AND status = 'pending'",
@@ -308,21 +332,21 @@ impl WebhookStore for PgStore {
         .bind(record.delivery_id)
         .bind(record.attempt)
         .bind(status.as_str())
-        .bind(next)
-        .bind(delivered_at)
-        .bind(record.finished_at)
+        .bind(opt_ts(next))
+        .bind(opt_ts(delivered_at))
+        .bind(Ts(record.finished_at))
         .execute(&mut *tx)
         .await?;
-        if updated.rows_affected() == 0 {
+        if updated == 0 {
             return Ok(AttemptEffect::default());
         }
-        sqlx::query(
+        query::<D>(
             "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, status_code, \
              latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(record.delivery_id)
         .bind(record.attempt)
-        .bind(record.started_at)
+        .bind(Ts(record.started_at))
         .bind(status_code(record))
         .bind(record.latency_ms)
         .bind(&record.error)
@@ -334,39 +358,39 @@ impl WebhookStore for PgStore {
             disabled: false,
         };
         if record.outcome == AttemptOutcome::Delivered {
-            sqlx::query(
+            query::<D>(
                 "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
             )
             .bind(record.webhook_id)
             .execute(&mut *tx)
             .await?;
         } else {
-            let state: Option<(Option<DateTime<Utc>>, bool, String)> = sqlx::query_as(
+            let state: Option<(Option<DateTime<Utc>>, bool, String)> = query::<D>(
                 "UPDATE webhooks SET failing_since = COALESCE(failing_since, $2) WHERE id = $1 \
                  RETURNING failing_since, enabled, url",
             )
             .bind(record.webhook_id)
-            .bind(record.started_at)
+            .bind(Ts(record.started_at))
             .fetch_optional(&mut *tx)
             .await?;
             if let Some((failing_since, true, url)) = state
                 && let Some(reason) = disable_reason(record, failing_since)
             {
-                sqlx::query(
+                query::<D>(
                     "UPDATE webhooks SET enabled = false, disabled_reason = $2, updated_at = $3 \
                      WHERE id = $1",
                 )
                 .bind(record.webhook_id)
                 .bind(&reason)
-                .bind(record.finished_at)
+                .bind(Ts(record.finished_at))
                 .execute(&mut *tx)
                 .await?;
                 let event = disabled_event(record.webhook_id, &url, &reason);
-                append_events(&mut tx, &[event], record.finished_at).await?;
+                append_events::<D>(&mut tx, &[event], record.finished_at).await?;
                 effect.disabled = true;
             }
         }
-        tx.commit().await?;
+        D::commit(tx).await?;
         if effect.disabled {
             self.bump();
         }
@@ -379,24 +403,27 @@ impl WebhookStore for PgStore {
         before: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let rows: Vec<DeliveryRow> = sqlx::query_as(concat!(
+        let mut conn = self.reader().await?;
+        let rows: Vec<DeliveryRow> = query::<D>(concat!(
             "SELECT ",
             delivery_columns!(),
-            " FROM webhook_deliveries WHERE webhook_id = $1 AND ($2::uuid IS NULL OR id < $2) \
+            " FROM webhook_deliveries WHERE webhook_id = $1 AND ($4 OR id < $2) \
              ORDER BY id DESC LIMIT $3"
         ))
         .bind(webhook_id)
         .bind(before)
         .bind(i64::from(shared::page_limit(limit)))
-        .fetch_all(&self.pool)
+        .bind(before.is_none())
+        .fetch_all(&mut *conn)
         .await?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let attempts: Vec<AttemptRow> = sqlx::query_as(
+        let attempts: Vec<AttemptRow> = query::<D>(format!(
             "SELECT delivery_id, attempt, started_at, status_code, latency_ms, error \
-             FROM webhook_attempts WHERE delivery_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
+             FROM webhook_attempts WHERE delivery_id {}",
+            D::in_uuids(1)
+        ))
+        .bind(Uuids(ids))
+        .fetch_all(&mut *conn)
         .await?;
         deliveries_from_rows(rows, attempts)
     }
