@@ -29,4 +29,4 @@ pub mod store;
 pub mod telemetry;
 pub mod webhooks;
 
-pub use server::Hub;
+pub use server::Server;

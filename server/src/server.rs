@@ -1,6 +1,6 @@
 //! Starting and stopping the hub.
 //!
-//! [`Hub::start`] opens the store (running migrations), loads the signing keys,
+//! [`Server::start`] opens the store (running migrations), loads the signing keys,
 //! binds the listener and serves until the [`CancellationToken`] fires; then it
 //! stops accepting, gives in-flight requests `shutdown_grace` to finish and
 //! closes the store. The integration tests use the same entry point on port 0.
@@ -13,6 +13,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::secret::{SecretSource, load_or_generate};
 use crate::auth::{JwtKeys, Role};
@@ -32,6 +33,8 @@ pub enum StartError {
     Store { url: String, error: StoreError },
     #[error("cannot load the JWT secret: {0}")]
     Secret(std::io::Error),
+    #[error("cannot build the webhook HTTP client: {0}")]
+    WebhookClient(reqwest::Error),
     #[error("cannot load the JWT public key {path}: {message}")]
     PublicKey { path: String, message: String },
     #[error(
@@ -44,7 +47,7 @@ pub enum StartError {
 }
 
 /// A running hub.
-pub struct Hub {
+pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
     /// Set when the secret was generated on this start: a first admin token.
@@ -53,9 +56,9 @@ pub struct Hub {
     task: JoinHandle<()>,
 }
 
-impl Hub {
+impl Server {
     /// Opens everything and starts serving in a background task.
-    pub async fn start(settings: Settings) -> Result<Hub, StartError> {
+    pub async fn start(settings: Settings) -> Result<Server, StartError> {
         // Install the metrics recorder before anything records: a metric
         // recorded before it exists would be lost.
         crate::http::metrics::handle();
@@ -121,22 +124,27 @@ impl Hub {
         })?;
 
         let shutdown = CancellationToken::new();
+        // Every background task of the hub; shutdown waits for them all
+        // before it closes the store.
+        let tasks = TaskTracker::new();
+        crate::webhooks::spawn(store.clone(), &settings.webhooks, &tasks, shutdown.clone())
+            .map_err(StartError::WebhookClient)?;
         let (hub, dispatcher) =
             HubHandle::start(store.clone(), settings.hub.clone(), shutdown.clone());
         let bus = EventBus::new(settings.events.bus_capacity);
         bus.start_at(published);
-        tokio::spawn(crate::events::pump::run(
+        tasks.spawn(crate::events::pump::run(
             store.clone(),
             bus.clone(),
             published,
             shutdown.clone(),
         ));
-        tokio::spawn(crate::events::retention::run(
+        tasks.spawn(crate::events::retention::run(
             store.clone(),
             settings.events.retention,
             shutdown.clone(),
         ));
-        crate::webhooks::spawn(store.clone(), &settings.webhooks, shutdown.clone());
+        tasks.spawn(upkeep(shutdown.clone()));
         let state = AppState {
             store,
             settings: Arc::new(settings),
@@ -145,10 +153,17 @@ impl Hub {
             bus,
             shutdown: shutdown.clone(),
         };
-        tokio::spawn(crate::report::monitor::run(state.clone(), shutdown.clone()));
-        let task = tokio::spawn(serve(listener, state.clone(), shutdown.clone(), dispatcher));
+        tasks.spawn(crate::report::monitor::run(state.clone(), shutdown.clone()));
+        tasks.close();
+        let task = tokio::spawn(serve(
+            listener,
+            state.clone(),
+            shutdown.clone(),
+            dispatcher,
+            tasks,
+        ));
         tracing::info!(%addr, store = state.store.backend().as_str(), "switchyard is listening");
-        Ok(Hub {
+        Ok(Server {
             addr,
             state,
             first_admin_token,
@@ -157,7 +172,7 @@ impl Hub {
         })
     }
 
-    /// Waits until the hub has stopped (after [`Hub::shutdown`] fires).
+    /// Waits until the hub has stopped (after [`Server::shutdown`] fires).
     pub async fn wait(self) {
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "the server task ended abnormally");
@@ -176,10 +191,10 @@ async fn serve(
     state: AppState,
     shutdown: CancellationToken,
     dispatcher: JoinHandle<()>,
+    tasks: TaskTracker,
 ) {
     let grace = state.settings.shutdown_grace;
     let app = crate::http::router(state.clone());
-    let metrics_upkeep = tokio::spawn(upkeep(shutdown.clone()));
 
     let graceful = shutdown.clone();
     // Small frames (agent messages, events) must not wait for Nagle's algorithm.
@@ -203,13 +218,23 @@ async fn serve(
             tracing::warn!(grace = ?grace, "in-flight requests did not finish within the shutdown grace; closing them");
         }
     }
-    metrics_upkeep.abort();
     // The dispatcher tells agents the hub is going away and saves their state.
     if tokio::time::timeout(Duration::from_secs(5), dispatcher)
         .await
         .is_err()
     {
         tracing::warn!("the dispatcher did not stop within 5 s");
+    }
+    // The pump, retention, webhooks and the monitor have seen `shutdown`;
+    // the store closes only once none of them can still use it.
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = tasks.len(),
+            "background tasks did not stop within 5 s"
+        );
     }
     state.store.close().await;
     tracing::info!("switchyard stopped");

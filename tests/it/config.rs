@@ -99,7 +99,7 @@ async fn the_hub_refuses_a_schema_newer_than_it_knows() {
         .unwrap();
     pool.close().await;
     let settings = config::Settings::from_raw(raw).unwrap();
-    let err = match switchyard::Hub::start(settings).await {
+    let err = match switchyard::Server::start(settings).await {
         Err(e) => e,
         Ok(_) => panic!("the hub started on a schema from the future"),
     };

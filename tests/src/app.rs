@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::Value;
-use switchyard::Hub;
+use switchyard::Server;
 use switchyard::auth::{JwtKeys, Role};
 use switchyard::config::{RawConfig, Settings};
 use tempfile::TempDir;
@@ -13,15 +13,11 @@ use tempfile::TempDir;
 /// The HS256 secret every test hub uses, so tests can mint their own tokens.
 pub const TEST_SECRET: &str = "switchyard-test-secret-0123456789abcdef";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use switchyard::store::Backend;
 
 /// A running hub and everything needed to talk to it, restart it, or inspect its store.
 pub struct TestApp {
-    pub hub: Option<Hub>,
+    pub hub: Option<Server>,
     pub base: String,
     pub client: Client,
     pub backend: Backend,
@@ -78,10 +74,10 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut RawCon
     }
 }
 
-async fn start(raw: RawConfig) -> Hub {
+async fn start(raw: RawConfig) -> Server {
     init_logging();
     let settings = Settings::from_raw(raw).expect("test configuration is valid");
-    Hub::start(settings).await.expect("the hub starts")
+    Server::start(settings).await.expect("the hub starts")
 }
 
 fn init_logging() {

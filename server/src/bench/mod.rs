@@ -25,8 +25,9 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 
+use crate::store::Backend;
 use report::Report;
-use target::{BenchBackend, LocalOptions, Target};
+use target::{LocalOptions, Target};
 
 use crate::store::DynStore;
 
@@ -48,7 +49,7 @@ pub struct BenchArgs {
     pub scenario: Scenario,
     /// Store of the hub the bench starts.
     #[arg(long, value_enum, default_value = "sqlite")]
-    pub backend: BenchBackend,
+    pub backend: Backend,
     /// Postgres server to create the benchmark database on (default: DATABASE_URL or 127.0.0.1:5432).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,

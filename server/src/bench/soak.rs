@@ -23,6 +23,7 @@ use super::latency::{Receipts, receivers};
 use super::report::{Report, percentile};
 use super::target::Target;
 use super::{Common, drain};
+use crate::store::Backend;
 
 /// Fewer samples than this say too little about a trend to judge one.
 const MIN_SAMPLES: usize = 9;
@@ -241,7 +242,7 @@ enum StoreSizes {
 impl StoreSizes {
     async fn open(target: &Target) -> anyhow::Result<StoreSizes> {
         Ok(match &target.database_url {
-            Some(url) if url.starts_with("postgres") => {
+            Some(url) if Backend::of_url(url) == Some(Backend::Postgres) => {
                 StoreSizes::Postgres(sqlx::PgPool::connect(url).await?)
             }
             Some(url) => StoreSizes::Sqlite(

@@ -8,17 +8,10 @@ use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
 use crate::auth::{JwtKeys, Role};
-use crate::store::provision;
+use crate::store::{Backend, provision};
 
 /// The secret the bench gives the child hub, so it can sign its own tokens.
 const BENCH_SECRET: &str = "switchyard-bench-secret-0123456789abcdefghij";
-
-/// Which store a local hub runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchBackend {
-    Sqlite,
-    Postgres,
-}
 
 /// A hub to drive.
 pub struct Target {
@@ -37,7 +30,7 @@ pub struct Target {
 
 /// How the local hub is set up.
 pub struct LocalOptions {
-    pub backend: BenchBackend,
+    pub backend: Backend,
     pub database_url: Option<String>,
     /// Extra `SWITCHYARD_*` settings for the scenario.
     pub env: Vec<(String, String)>,
@@ -66,11 +59,11 @@ impl Target {
     pub async fn local(options: LocalOptions) -> anyhow::Result<Target> {
         let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
         let (database_url, drop_db) = match options.backend {
-            BenchBackend::Sqlite => (
+            Backend::Sqlite => (
                 format!("sqlite://{}", data_dir.path().join("bench.db").display()),
                 None,
             ),
-            BenchBackend::Postgres => {
+            Backend::Postgres => {
                 let admin = options
                     .database_url
                     .clone()
@@ -120,10 +113,7 @@ impl Target {
             token: None,
             child: Some(child),
             pid,
-            backend: match options.backend {
-                BenchBackend::Sqlite => "sqlite".into(),
-                BenchBackend::Postgres => "postgres".into(),
-            },
+            backend: options.backend.as_str().into(),
             database_url: Some(database_url.clone()),
             _data_dir: Some(data_dir),
             drop_db,

@@ -8,14 +8,14 @@ use anyhow::Context;
 use switchyard_agent::reference::agents::{creator, validator};
 
 use super::ServeArgs;
-use crate::Hub;
+use crate::Server;
 use crate::auth::Role;
 use crate::config;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = config::load(args.config.config.as_deref(), &args.overrides())?;
     crate::telemetry::init(settings.log_format, &settings.log_filter);
-    let hub = Hub::start(settings)
+    let hub = Server::start(settings)
         .await
         .context("switchyard could not start")?;
     let base = format!("http://{}", hub.addr);

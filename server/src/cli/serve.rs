@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use super::ServeArgs;
-use crate::Hub;
+use crate::Server;
 use crate::config;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -11,7 +11,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     crate::telemetry::init(settings.log_format, &settings.log_filter);
     let data_dir = settings.data_dir.clone();
 
-    let hub = Hub::start(settings)
+    let hub = Server::start(settings)
         .await
         .context("switchyard could not start")?;
     let base = format!("http://{}", hub.addr);

@@ -8,8 +8,8 @@
 mod raw;
 pub mod settings;
 
-pub use raw::{ConfigOverrides, ENV_KEYS, RawConfig};
-pub use settings::{JwtPublicKey, LogFormat, Settings, StoreKind, is_capability_name};
+pub use raw::{ConfigOverrides, RawConfig, env_paths};
+pub use settings::{JwtPublicKey, LogFormat, Settings, is_capability_name};
 
 use std::path::Path;
 
@@ -70,13 +70,13 @@ pub fn load(
         }
         None => {}
     }
+    let paths = std::sync::Arc::new(env_paths());
     let raw: RawConfig = figment
         .merge(Env::raw().only(&["DATABASE_URL"]))
-        .merge(
-            Env::prefixed("SWITCHYARD_")
-                .only(ENV_KEYS)
-                .map(|key| raw::env_key_path(key.as_str()).into()),
-        )
+        .merge(Env::prefixed("SWITCHYARD_").filter_map(move |key| {
+            let key = key.as_str().to_ascii_lowercase();
+            paths.get(&key).map(|path| path.clone().into())
+        }))
         .merge(Serialized::defaults(overrides))
         .extract()
         .map_err(|e| ConfigError::Load(e.to_string()))?;

@@ -1,78 +1,36 @@
 //! The raw configuration as merged from file, environment and flags, before validation.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Environment variables read with the `SWITCHYARD_` prefix (lower-cased key
-/// names). Other `SWITCHYARD_*` variables (the CLI's `SWITCHYARD_URL` and
-/// `SWITCHYARD_TOKEN`, test switches) are not configuration and are ignored.
-pub const ENV_KEYS: &[&str] = &[
-    "listen",
-    "database_url",
-    "data_dir",
-    "pool_size",
-    "jwt_secret",
-    "jwt_public_key_file",
-    "jwt_public_key_algorithm",
-    "log_format",
-    "log_filter",
-    "cors_allowed_origins",
-    "max_body_bytes",
-    "rate_limit_per_second",
-    "rate_limit_burst",
-    "shutdown_grace",
-    "default_pipeline",
-    "max_attempts",
-    "heartbeat_interval",
-    "heartbeat_misses",
-    "accept_timeout",
-    "hello_timeout",
-    "lease",
-    "reconnect_grace",
-    "retry_initial",
-    "retry_factor",
-    "retry_max",
-    "aging_interval",
-    "max_frame_bytes",
-    "agent_messages_per_second",
-    "monitor_interval",
-    "stuck_after",
-    "stuck_grace",
-    "job_timeout",
-    "event_retention",
-    "event_bus_capacity",
-    "stream_keepalive",
-    "stream_buffer",
-    "stream_ticket_ttl",
-    // The `[webhooks]` section, as SWITCHYARD_WEBHOOKS_<KEY> (see `env_key_path`).
-    "webhooks_allow_loopback",
-    "webhooks_allow_private",
-    "webhooks_timeout",
-    "webhooks_retry_schedule",
-    "webhooks_disable_after",
-    "webhooks_rotation_overlap",
-    "webhooks_max_in_flight",
-    "webhooks_breaker_threshold",
-    "webhooks_breaker_cooldown",
-];
-
-/// Nested sections of the configuration file (`[webhooks]`). Their keys are
-/// read from the environment as `SWITCHYARD_<SECTION>_<KEY>`.
-pub const SECTIONS: &[&str] = &["webhooks"];
-
-/// The figment key path of a prefix-stripped environment key (any case;
-/// figment lower-cases keys only after mapping them):
-/// `WEBHOOKS_ALLOW_LOOPBACK` → `webhooks.allow_loopback`; top-level keys
-/// stay as they are (lower-cased).
-pub fn env_key_path(key: &str) -> String {
-    let key = key.to_ascii_lowercase();
-    for section in SECTIONS {
-        if let Some(rest) = key.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
-            return format!("{section}.{rest}");
+/// The environment keys of the configuration (lower case, without the
+/// `SWITCHYARD_` prefix), each with its figment key path, read off
+/// [`RawConfig`] itself so that a new setting needs no list kept by hand:
+/// a top-level key `listen` is `SWITCHYARD_LISTEN`; a key of a section
+/// (`[webhooks] allow_loopback`) is `SWITCHYARD_WEBHOOKS_ALLOW_LOOPBACK`,
+/// path `webhooks.allow_loopback`. Other `SWITCHYARD_*` variables (the CLI's
+/// `SWITCHYARD_URL` and `SWITCHYARD_TOKEN`, test switches) are not
+/// configuration and are not among them.
+pub fn env_paths() -> HashMap<String, String> {
+    let mut paths = HashMap::new();
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(RawConfig::default()) else {
+        return paths;
+    };
+    for (key, value) in fields {
+        match value {
+            serde_json::Value::Object(section) => {
+                for field in section.keys() {
+                    paths.insert(format!("{key}_{field}"), format!("{key}.{field}"));
+                }
+            }
+            _ => {
+                paths.insert(key.clone(), key);
+            }
         }
     }
-    key
+    paths
 }
 
 /// Every setting, as strings and numbers; see `README.md` for the reference.
@@ -227,36 +185,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn env_keys_cover_every_field() {
-        let value = serde_json::to_value(RawConfig::default()).unwrap();
-        // A section's keys are `<section>_<key>` in the environment.
-        let mut fields: Vec<String> = Vec::new();
-        for (key, v) in value.as_object().unwrap() {
-            match v.as_object() {
-                Some(section) => {
-                    assert!(SECTIONS.contains(&key.as_str()), "{key} is not in SECTIONS");
-                    fields.extend(section.keys().map(|k| format!("{key}_{k}")));
-                }
-                None => fields.push(key.clone()),
-            }
-        }
-        fields.sort_unstable();
-        let mut keys = ENV_KEYS.to_vec();
-        keys.sort_unstable();
-        assert_eq!(fields, keys);
-    }
-
-    #[test]
-    fn section_keys_nest() {
+    fn env_keys_name_every_field_and_nest_sections() {
+        let paths = env_paths();
+        assert_eq!(paths.get("listen").map(String::as_str), Some("listen"));
         assert_eq!(
-            env_key_path("webhooks_allow_loopback"),
-            "webhooks.allow_loopback"
+            paths.get("webhooks_allow_loopback").map(String::as_str),
+            Some("webhooks.allow_loopback")
         );
-        assert_eq!(
-            env_key_path("WEBHOOKS_ALLOW_LOOPBACK"),
-            "webhooks.allow_loopback"
+        assert!(!paths.contains_key("webhooks"), "a section is not a key");
+        assert!(!paths.contains_key("url"), "SWITCHYARD_URL is the CLI's");
+        assert!(
+            !paths.contains_key("token"),
+            "SWITCHYARD_TOKEN is the CLI's"
         );
-        assert_eq!(env_key_path("LISTEN"), "listen");
-        assert_eq!(env_key_path("webhooksx"), "webhooksx");
     }
 }

@@ -5,13 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{ConfigError, Problem, RawConfig};
-
-/// Where jobs are stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreKind {
-    Postgres,
-    Sqlite,
-}
+use crate::store::Backend;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +27,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Always set: the default SQLite file is resolved against `data_dir`.
     pub database_url: String,
-    pub store: StoreKind,
+    pub store: Backend,
     pub data_dir: PathBuf,
     pub pool_size: u32,
     /// Empty when it is to be loaded or generated from the data directory.
@@ -132,20 +126,14 @@ impl Settings {
         } else {
             raw.database_url.trim().to_owned()
         };
-        let store = if database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://")
-        {
-            StoreKind::Postgres
-        } else if database_url.contains("://") && !database_url.starts_with("sqlite://") {
+        let store = Backend::of_url(&database_url).unwrap_or_else(|| {
             bad(
                 "database_url",
                 &redact_url(&database_url),
                 "postgres://USER@HOST:PORT/DB, postgresql://..., sqlite://PATH or a file path",
             );
-            StoreKind::Sqlite
-        } else {
-            StoreKind::Sqlite
-        };
+            Backend::Sqlite
+        });
 
         if !(1..=1000).contains(&raw.pool_size) {
             bad(
@@ -507,7 +495,7 @@ mod tests {
     fn defaults_are_valid() {
         let s = Settings::from_raw(RawConfig::default()).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8000");
-        assert_eq!(s.store, StoreKind::Sqlite);
+        assert_eq!(s.store, Backend::Sqlite);
         assert_eq!(s.database_url, "sqlite://./switchyard.db");
     }
 

@@ -54,8 +54,9 @@ use crate::domain::{
 /// A shared handle to whichever store is configured.
 pub type DynStore = Arc<dyn Store>;
 
-/// Which backend a store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which database a store runs on: the one answer to that question for
+/// configuration, the store, the benchmarks and the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Backend {
     Postgres,
     Sqlite,
@@ -66,6 +67,19 @@ impl Backend {
         match self {
             Backend::Postgres => "postgres",
             Backend::Sqlite => "sqlite",
+        }
+    }
+
+    /// The database a URL names: `postgres://` and `postgresql://` are
+    /// Postgres; `sqlite:` URLs and plain file paths are SQLite; any other
+    /// scheme (`mysql://`, a typo) is `None`.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else if url.starts_with("sqlite:") || !url.contains("://") {
+            Some(Backend::Sqlite)
+        } else {
+            None
         }
     }
 }
@@ -172,7 +186,7 @@ impl From<sqlx::Error> for StoreError {
 /// connections), SQLite for anything else (`sqlite://path`, `sqlite:path` or a
 /// plain file path; one writer plus `pool_size` readers).
 pub async fn open(database_url: &str, pool_size: u32) -> Result<DynStore, StoreError> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+    if Backend::of_url(database_url) == Some(Backend::Postgres) {
         Ok(Arc::new(
             SqlStore::<postgres::Pg>::connect(database_url, pool_size).await?,
         ))

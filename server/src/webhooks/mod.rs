@@ -39,6 +39,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::{RawWebhookConfig, WebhookSettings};
 
@@ -49,17 +50,19 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// Starts the tailer and the deliverer; both stop when `shutdown` fires.
-pub fn spawn(store: DynStore, settings: &WebhookSettings, shutdown: CancellationToken) {
+/// Starts the tailer and the deliverer on `tasks`; both stop when
+/// `shutdown` fires. Fails (and starts nothing) when the HTTP client cannot
+/// be built: a hub that accepts webhook subscriptions must deliver them.
+pub fn spawn(
+    store: DynStore,
+    settings: &WebhookSettings,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> reqwest::Result<()> {
     let settings = Arc::new(settings.clone());
-    let client = match send::client(&settings) {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are not delivered");
-            return;
-        }
-    };
+    let client = send::client(&settings)?;
     let queued = Arc::new(Notify::new());
-    tokio::spawn(tailer::run(store.clone(), queued.clone(), shutdown.clone()));
-    tokio::spawn(deliverer::Deliverer::new(store, settings, client, queued).run(shutdown));
+    tasks.spawn(tailer::run(store.clone(), queued.clone(), shutdown.clone()));
+    tasks.spawn(deliverer::Deliverer::new(store, settings, client, queued).run(shutdown));
+    Ok(())
 }

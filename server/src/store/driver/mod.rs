@@ -209,6 +209,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
 
     /// Appends events in the order given, as the last statement of the
     /// transaction, so that commit order is `seq` order for every reader.
+    /// Never called with no rows.
     fn append_events(
         conn: &mut Self::Conn,
         rows: &[EventRow<'_>],
