@@ -94,7 +94,7 @@ pub(super) async fn complete_task<D: Driver>(
         .bind(decision.status.as_str())
         .bind(&decision.reason)
         .bind(Ts(at))
-        .bind(Texts::of(&OPEN_ITEM))
+        .bind(Texts::of(OPEN_ITEM))
         .execute(&mut *conn)
         .await?;
         if updated == 1 {
@@ -231,7 +231,7 @@ pub(super) async fn fail_task<D: Driver>(
                 .bind(&f.error)
                 .bind(task.failures)
                 .bind(Ts(at))
-                .bind(Texts::of(&OPEN_ITEM))
+                .bind(Texts::of(OPEN_ITEM))
                 .execute(&mut *conn)
                 .await?;
                 if updated == 1 {
@@ -273,7 +273,7 @@ async fn fail_job<D: Driver>(
     .bind(JobStatus::Failed.as_str())
     .bind(reason)
     .bind(Ts(at))
-    .bind(Texts::of(&FINISHABLE_JOB))
+    .bind(Texts::of(FINISHABLE_JOB))
     .execute(&mut *conn)
     .await?;
     if failed == 1 {
@@ -310,8 +310,8 @@ async fn complete_job_if_done<D: Driver>(
     .bind(job_id)
     .bind(JobStatus::Completed.as_str())
     .bind(Ts(at))
-    .bind(Texts::of(&FINISHABLE_JOB))
-    .bind(Texts::of(&ACTIVE_TASK))
+    .bind(Texts::of(FINISHABLE_JOB))
+    .bind(Texts::of(ACTIVE_TASK))
     .execute(&mut *conn)
     .await?;
     if completed == 1 {

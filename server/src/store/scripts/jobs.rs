@@ -174,7 +174,7 @@ async fn load_attachments<D: Driver>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(query::<D>(format!(
+    query::<D>(format!(
         "SELECT job_id, label, CAST(NULL AS uuid) AS depends_on FROM job_labels \
          WHERE job_id {} UNION ALL \
          SELECT job_id, CAST(NULL AS text), depends_on FROM job_dependencies WHERE job_id {}",
@@ -183,7 +183,7 @@ async fn load_attachments<D: Driver>(
     ))
     .bind(Uuids(ids.to_vec()))
     .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// One job with labels and dependencies, or `None`.
@@ -375,7 +375,7 @@ pub(super) async fn cancel_job<D: Driver>(
     .bind(cancelled.as_str())
     .bind(&reason)
     .bind(Ts(at))
-    .bind(Texts::of(&CANCELLABLE_JOB))
+    .bind(Texts::of(CANCELLABLE_JOB))
     .execute(&mut *tx)
     .await?;
     if updated == 0 {
@@ -393,7 +393,7 @@ pub(super) async fn cancel_job<D: Driver>(
     .bind(id)
     .bind(crate::domain::TaskStatus::Cancelled.as_str())
     .bind(Ts(at))
-    .bind(Texts::of(&ACTIVE_TASK))
+    .bind(Texts::of(ACTIVE_TASK))
     .fetch_all(&mut *tx)
     .await?;
     let mut task_ids: Vec<Uuid> = rows.into_iter().map(|(id,)| id).collect();

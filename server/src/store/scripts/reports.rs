@@ -104,7 +104,7 @@ impl<D: Driver> ReportStore for SqlStore<D> {
             D::in_texts(1),
             D::in_texts(2)
         ))
-        .bind(Texts::of(&FINISHABLE_JOB))
+        .bind(Texts::of(FINISHABLE_JOB))
         .bind(Texts::of([TaskStatus::Assigned, TaskStatus::Running]))
         .bind(Ts(cutoff))
         .bind(i64::from(shared::page_limit(limit)))
@@ -127,10 +127,10 @@ impl<D: Driver> ReportStore for SqlStore<D> {
             D::in_texts(1),
             D::in_texts(4)
         ))
-        .bind(Texts::of(&FINISHABLE_JOB))
+        .bind(Texts::of(FINISHABLE_JOB))
         .bind(ItemStatus::Validating.as_str())
         .bind(Ts(cutoff))
-        .bind(Texts::of(&ACTIVE_TASK))
+        .bind(Texts::of(ACTIVE_TASK))
         .bind(i64::from(shared::page_limit(limit)))
         .fetch_all(&mut *self.reader().await?)
         .await?)

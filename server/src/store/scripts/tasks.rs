@@ -20,12 +20,10 @@ pub(super) async fn task_state<D: Driver>(
     conn: &mut D::Conn,
     id: Uuid,
 ) -> Result<Option<TaskState>, StoreError> {
-    Ok(
-        query::<D>("SELECT status, attempt, agent_id FROM tasks WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+    query::<D>("SELECT status, attempt, agent_id FROM tasks WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// See [`crate::store::Store::open_tasks`]. A sequential scan of `tasks`
@@ -41,8 +39,8 @@ pub(super) async fn open_tasks<D: Driver>(conn: &mut D::Conn) -> Result<Vec<Task
         D::in_texts(1),
         D::in_texts(2)
     ))
-    .bind(Texts::of(&ACTIVE_TASK))
-    .bind(Texts::of(&CANCELLABLE_JOB))
+    .bind(Texts::of(ACTIVE_TASK))
+    .bind(Texts::of(CANCELLABLE_JOB))
     .fetch_all(conn)
     .await?;
     rows.into_iter().map(Task::try_from).collect()

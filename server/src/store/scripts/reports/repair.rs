@@ -57,7 +57,7 @@ pub(super) async fn requeue_item<D: Driver>(
     ))
     .bind(item_id)
     .bind(ItemStatus::Validating.as_str())
-    .bind(Texts::of(&ACTIVE_TASK))
+    .bind(Texts::of(ACTIVE_TASK))
     .fetch_optional(&mut *tx)
     .await?;
     let Some((stage, pipeline, priority, max_attempts)) = head else {
@@ -129,7 +129,7 @@ pub(super) async fn expire_job<D: Driver>(
     .bind(job_id)
     .bind(TaskStatus::Cancelled.as_str())
     .bind(Ts(at))
-    .bind(Texts::of(&ACTIVE_TASK))
+    .bind(Texts::of(ACTIVE_TASK))
     .fetch_all(&mut *tx)
     .await?;
     let mut task_ids: Vec<Uuid> = rows.into_iter().map(|(id,)| id).collect();
