@@ -612,8 +612,11 @@ async fn health_ready_metrics_openapi(app: TestApp) {
         "/v1/jobs/{id}",
         "/v1/jobs/{id}/items",
         "/v1/jobs/{id}/document",
+        "/v1/webhooks/{id}",
+        "/v1/stream",
         "/health",
         "/ready",
+        "/metrics",
     ] {
         assert!(spec["paths"][path].is_object(), "openapi lacks {path}");
     }

@@ -7,10 +7,12 @@ use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{AuthError, Permission};
 use crate::domain::EventType;
@@ -25,15 +27,14 @@ use crate::store::events::EventFilter;
 /// Longest `label` filter accepted.
 const MAX_LABEL_LEN: usize = 256;
 
-/// Routes of this area, merged by [`super::router`].
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/jobs/{id}/events", get(job_events))
-        .route("/events", get(events))
-        .route("/stream/tickets", post(create_ticket))
-        .route("/stream", get(connect))
-        // One ticket store per router, i.e. per hub.
-        .layer(Extension(Tickets::default()))
+/// Routes of this area, merged by [`super::api`]. They need a [`Tickets`]
+/// extension, which [`super::router`] adds (one ticket store per hub).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(job_events))
+        .routes(routes!(events))
+        .routes(routes!(create_ticket))
+        .routes(routes!(connect))
 }
 
 /// Query of `GET /v1/jobs/{id}/events`.

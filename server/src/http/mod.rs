@@ -21,15 +21,17 @@ pub mod webhooks;
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, Method, header};
 use axum::routing::get;
+use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -37,30 +39,41 @@ use crate::state::AppState;
 /// The request id header, taken from the client or generated.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The versioned API: every route under `/v1`, each declared once with its
+/// description (see [`openapi`]).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(jobs::list_jobs, jobs::create_job))
+        .routes(routes!(jobs::batch::create_batch))
+        .routes(routes!(jobs::get_job, jobs::cancel_job))
+        .routes(routes!(jobs::list_items))
+        .routes(routes!(jobs::get_document))
+        .routes(routes!(agents::list_agents))
+        .routes(routes!(agents::connect))
+        .routes(routes!(agents::get_agent))
+        .routes(routes!(agents::drain_agent))
+        .merge(events::routes())
+        .merge(webhooks::routes())
+        .merge(monitor::routes())
+}
+
+/// Health, readiness and metrics: outside `/v1` and its rate limit.
+pub fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(metrics::render))
+}
+
 /// Builds the whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
 
-    let mut v1 = Router::new()
-        .route("/jobs", get(jobs::list_jobs).post(jobs::create_job))
-        .route(
-            "/jobs/batch",
-            axum::routing::post(jobs::batch::create_batch),
-        )
-        .route("/jobs/{id}", get(jobs::get_job).delete(jobs::cancel_job))
-        .route("/jobs/{id}/items", get(jobs::list_items))
-        .route("/jobs/{id}/document", get(jobs::get_document))
-        .route("/agents", get(agents::list_agents))
-        .route("/agents/connect", get(agents::connect))
-        .route("/agents/{id}", get(agents::get_agent))
-        .route(
-            "/agents/{id}/drain",
-            axum::routing::post(agents::drain_agent),
-        )
-        .route("/openapi.json", get(openapi::openapi_json))
-        .merge(events::routes())
-        .merge(webhooks::routes())
-        .merge(monitor::routes());
+    let (v1, _) = api().split_for_parts();
+    let mut v1 = v1
+        .route("/v1/openapi.json", get(openapi::openapi_json))
+        // One stream-ticket store per router, i.e. per hub.
+        .layer(Extension(crate::events::tickets::Tickets::default()));
     if let Some((per_second, burst)) = settings.rate_limit
         && let Some(limit) = rate_limit::layer(per_second, burst)
     {
@@ -79,11 +92,9 @@ pub fn router(state: AppState) -> Router {
         .expose_headers([REQUEST_ID, header::LOCATION, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600));
 
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics::render))
-        .nest("/v1", v1)
+    let (operations, _) = operations().split_for_parts();
+    operations
+        .merge(v1)
         .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

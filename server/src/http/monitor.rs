@@ -10,10 +10,12 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+
+use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Permission;
@@ -30,17 +32,17 @@ use crate::report::{
 };
 use crate::state::AppState;
 
-/// Routes of this area, merged by [`super::router`].
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/jobs/stuck", get(stuck_work))
-        .route("/jobs/{id}/progress", get(job_progress))
-        .route("/jobs/{id}/report", get(job_report))
-        .route("/jobs/{id}/retry-failed", post(retry_failed))
-        .route("/jobs/{id}/rerun", post(rerun))
-        .route("/jobs/{id}/compare/{other_id}", get(compare_jobs))
-        .route("/stats/daily", get(daily_stats))
-        .route("/agents/health", get(agents_health))
+/// Routes of this area, merged by [`super::api`].
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(stuck_work))
+        .routes(routes!(job_progress))
+        .routes(routes!(job_report))
+        .routes(routes!(retry_failed))
+        .routes(routes!(rerun))
+        .routes(routes!(compare_jobs))
+        .routes(routes!(daily_stats))
+        .routes(routes!(agents_health))
 }
 
 async fn load_job(state: &AppState, raw_id: &str) -> Result<Job, ApiError> {

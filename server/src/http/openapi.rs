@@ -1,22 +1,22 @@
 //! `GET /v1/openapi.json`: the API description, generated from the handlers.
+//!
+//! Routes are declared once, with `utoipa_axum::routes!` in [`super::api`]:
+//! the router is built from the same declarations the document is read
+//! from, so a route cannot be served without being described. [`ApiDoc`]
+//! adds what is not per route: the title, shared schemas, the bearer
+//! scheme and the tags.
 
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{agents, error, events, health, jobs, monitor, webhooks};
+use std::sync::OnceLock;
+
+use crate::http::{error, monitor};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchyard", description = "Push-based coordination hub for software agents"),
-    paths(
-        health::health, health::ready,
-        jobs::create_job, jobs::batch::create_batch, jobs::list_jobs, jobs::get_job, jobs::list_items, jobs::get_document, jobs::cancel_job,
-        agents::connect, agents::list_agents, agents::get_agent, agents::drain_agent,
-        monitor::job_progress, monitor::stuck_work, monitor::retry_failed, monitor::job_report, monitor::daily_stats, monitor::agents_health, monitor::rerun, monitor::compare_jobs,
-        events::job_events, events::events, events::create_ticket, events::connect,
-        webhooks::create_webhook, webhooks::list_webhooks, webhooks::get_webhook, webhooks::update_webhook, webhooks::delete_webhook, webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_events,
-    ),
     components(schemas(error::ErrorBody, error::FieldError, monitor::ReportFormat)),
     modifiers(&BearerAuth),
     tags((name = "jobs", description = "Submit and follow jobs"), (name = "agents", description = "Agents and their WebSocket"), (name = "operations", description = "Health and readiness"), (name = "reports", description = "Progress, stuck work, reports, daily statistics, agent health, re-runs (docs/reports.md)"), (name = "webhooks", description = "Signed webhook subscriptions, their deliveries and replays (docs/webhooks.md)"), (name = "events", description = "Job events: SSE, the WebSocket stream and its tickets (docs/events.md)")),
@@ -40,6 +40,17 @@ impl Modify for BearerAuth {
     }
 }
 
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The whole document, built once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let (_, paths) = super::api().merge(super::operations()).split_for_parts();
+        let mut doc = ApiDoc::openapi();
+        doc.merge(paths);
+        doc
+    })
+}
+
+pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(document())
 }
