@@ -147,6 +147,16 @@ impl Dispatcher {
                 task_id,
                 attempt,
             } => self.on_lease_extended(agent_id, task_id, attempt),
+            Command::Released {
+                agent_id,
+                task_id,
+                attempt,
+            } => self.on_released(agent_id, task_id, attempt),
+            Command::Reheld {
+                agent_id,
+                task_id,
+                attempt,
+            } => self.on_reheld(agent_id, task_id, attempt),
             Command::Finished {
                 agent_id,
                 task_id,

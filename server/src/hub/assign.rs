@@ -342,7 +342,9 @@ impl Dispatcher {
 
     pub fn on_started(&mut self, agent_id: Uuid, task: Task) {
         let lease_until = Instant::now() + self.settings.lease;
-        if let Some(slot) = self.tasks.get_mut(&task.id) {
+        if let Some(slot) = self.tasks.get_mut(&task.id)
+            && slot.state != SlotState::Finishing
+        {
             slot.attempt = task.attempt;
             slot.state = SlotState::Running {
                 agent: agent_id,
@@ -362,6 +364,45 @@ impl Dispatcher {
                 agent: agent_id,
                 lease_until,
             };
+        }
+    }
+
+    /// The agent sent its result for an attempt it holds: free its slot now
+    /// (the next task can be pushed while the result commits) and wait for
+    /// the store's answer (`Finished`) to settle the task.
+    pub fn on_released(&mut self, agent_id: Uuid, task_id: Uuid, attempt: i32) {
+        let Some(slot) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        if slot.attempt != attempt || slot.state.holder() != Some(agent_id) {
+            return;
+        }
+        slot.state = SlotState::Finishing;
+        let capability = slot.capability.clone();
+        if let Some(agent) = self.agents.get_mut(&agent_id) {
+            agent.release(task_id, &capability);
+            self.dirty.insert(capability);
+            self.publish_agent(agent_id);
+        }
+    }
+
+    /// A released result was refused as transient: the agent holds the task
+    /// again (it sends the result again) under a fresh lease.
+    pub fn on_reheld(&mut self, agent_id: Uuid, task_id: Uuid, attempt: i32) {
+        let Some(slot) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        if slot.attempt != attempt || slot.state != SlotState::Finishing {
+            return;
+        }
+        slot.state = SlotState::Running {
+            agent: agent_id,
+            lease_until: Instant::now() + self.settings.lease,
+        };
+        let capability = slot.capability.clone();
+        if let Some(agent) = self.agents.get_mut(&agent_id) {
+            agent.hold(task_id, &capability);
+            self.publish_agent(agent_id);
         }
     }
 }

@@ -76,6 +76,21 @@ pub(crate) enum Command {
         agent_id: Uuid,
         task: Task,
     },
+    /// The agent sent `complete` or `fail` for an attempt it holds: its slot
+    /// is free now, while the write is still being committed (credit-based
+    /// flow control: the agent's slots stay full, commits are off its path).
+    Released {
+        agent_id: Uuid,
+        task_id: Uuid,
+        attempt: i32,
+    },
+    /// A released attempt's write was refused as transient: the agent still
+    /// holds the task and sends its result again.
+    Reheld {
+        agent_id: Uuid,
+        task_id: Uuid,
+        attempt: i32,
+    },
     /// The session recorded a progress.
     LeaseExtended {
         agent_id: Uuid,

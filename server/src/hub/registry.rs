@@ -144,6 +144,9 @@ pub(crate) enum SlotState {
     },
     /// A hub decision (timeout, lost agent) is being recorded.
     Failing(Option<Uuid>),
+    /// Its agent sent the result, which is being recorded; the agent's slot
+    /// is already free (see `Command::Released`).
+    Finishing,
 }
 
 impl SlotState {
@@ -156,6 +159,7 @@ impl SlotState {
             | SlotState::Running { agent, .. }
             | SlotState::Orphaned { agent, .. } => Some(agent),
             SlotState::Failing(a) => a,
+            SlotState::Finishing => None,
         }
     }
 }

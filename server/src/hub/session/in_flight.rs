@@ -121,6 +121,11 @@ impl Session {
                 Err(e) if e.is_transient() => {
                     // The agent sends its result again; the task stays held.
                     self.running.insert(task.task_id, held);
+                    self.hub.send(Command::Reheld {
+                        agent_id,
+                        task_id: task.task_id,
+                        attempt: task.attempt as i32,
+                    });
                     self.refused(task.task_id, &e);
                 }
                 Err(e) if is_refusal(&e) => self.refused(task.task_id, &e),

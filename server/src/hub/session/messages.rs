@@ -349,6 +349,7 @@ impl Session {
         let Some(held) = self.running.remove(&c.task_id) else {
             return;
         };
+        self.release(task);
         let completion = TaskCompletion {
             task_id: c.task_id,
             attempt: c.attempt as i32,
@@ -409,13 +410,25 @@ impl Session {
             error,
             retry: retryable.then_some(self.hub.settings.retry),
         };
-        self.running.remove(&task.task_id);
+        if self.running.remove(&task.task_id).is_some() {
+            self.release(task);
+        }
         let result = self.store.fail_task(failure);
         self.in_flight(async move {
             Done::Failed {
                 task,
                 result: result.await,
             }
+        });
+    }
+
+    /// Frees the agent's slot for `task` in the dispatcher now, before its
+    /// result commits (see `Command::Released`).
+    fn release(&self, task: TaskRef) {
+        self.hub.send(Command::Released {
+            agent_id: self.agent_id,
+            task_id: task.task_id,
+            attempt: task.attempt as i32,
         });
     }
 
