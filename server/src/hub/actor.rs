@@ -184,8 +184,14 @@ impl Dispatcher {
             Command::AssignDone {
                 task_id,
                 agent_id,
+                attempt,
                 result,
-            } => self.on_assign_done(task_id, agent_id, result),
+            } => self.on_assign_done(task_id, agent_id, attempt, result),
+            Command::InputReady {
+                task_id,
+                agent_id,
+                result,
+            } => self.on_input_ready(task_id, agent_id, result),
             Command::HubFailDone {
                 task_id,
                 holder,

@@ -55,6 +55,8 @@ impl Dispatcher {
             capability: task.capability.clone(),
             priority: task.priority,
             attempt: task.attempt,
+            stage: task.stage,
+            item_id: task.item_id,
             state,
             ready_since: now + wait,
             started_at: None,
@@ -104,6 +106,15 @@ impl Dispatcher {
         }
     }
 
+    /// Hands the ready tasks of `capability` to agents with free slots.
+    ///
+    /// No commit stands between a task and its push: the assignment is
+    /// queued to the group-commit writer at once (ahead of anything the agent
+    /// can send about the task, so its `accept` is applied after it), the
+    /// input is read, and the task is pushed. The first durable write the
+    /// agent causes, its `accept`, is the fence: a task pushed but never
+    /// durably assigned (the hub crashed) is pending again after a restart
+    /// and dispatched again; its old attempt's messages are refused.
     fn dispatch(&mut self, capability: &str) {
         loop {
             let Some(queue) = self.queues.get_mut(capability) else {
@@ -119,22 +130,31 @@ impl Dispatcher {
             };
             slot.state = SlotState::Assigning(agent_id);
             let expected_attempt = slot.attempt;
+            // The attempt the assignment creates; the push and any hub
+            // decision about it name this one.
+            slot.attempt = expected_attempt + 1;
+            let (job_id, item_id) = (slot.job_id, slot.item_id);
             if let Some(agent) = self.agents.get_mut(&agent_id) {
                 agent.hold(task_id, capability);
             }
             self.publish_agent(agent_id);
             let accept_by = Utc::now() + self.settings.accept_timeout;
+            let assigned = self
+                .store
+                .assign_task(task_id, expected_attempt, agent_id, accept_by);
+            self.spawn_store(
+                async move { assigned.await.map(|_| ()) },
+                move |result| Command::AssignDone {
+                    task_id,
+                    agent_id,
+                    attempt: expected_attempt + 1,
+                    result,
+                },
+            );
             let store = self.store.clone();
             self.spawn_store(
-                async move {
-                    let outcome = store
-                        .assign_task(task_id, expected_attempt, agent_id, accept_by)
-                        .await?;
-                    let task = outcome.task.ok_or(StoreError::NotFound("task"))?;
-                    let input = store.task_input(&task).await?;
-                    Ok((task, input))
-                },
-                move |result| Command::AssignDone {
+                async move { store.input_of(job_id, item_id).await },
+                move |result| Command::InputReady {
                     task_id,
                     agent_id,
                     result,
@@ -143,53 +163,47 @@ impl Dispatcher {
         }
     }
 
-    pub fn on_assign_done(
+    /// The input of a task being assigned was read: push it to its agent.
+    pub fn on_input_ready(
         &mut self,
         task_id: Uuid,
         agent_id: Uuid,
-        result: Result<(Task, serde_json::Value), StoreError>,
+        result: Result<serde_json::Value, StoreError>,
     ) {
         let Some(slot) = self.tasks.get(&task_id) else {
             return;
         };
         if slot.state != SlotState::Assigning(agent_id) {
-            // Cancelled or orphaned meanwhile; the store's state decides what follows.
-            if let Ok((task, _)) = &result
-                && let Some(slot) = self.tasks.get_mut(&task_id)
-            {
-                slot.attempt = task.attempt;
-            }
+            // Cancelled, failed or taken back meanwhile.
             return;
         }
-        let (task, input) = match result {
-            Ok(ok) => ok,
-            Err(StoreError::Conflict { message }) | Err(StoreError::Corrupt(message)) => {
-                tracing::info!(%task_id, %message, "assignment refused by the store; dropping the task from memory");
-                self.release_holder(task_id);
-                self.forget(task_id);
-                return;
-            }
+        let input = match result {
+            Ok(input) => input,
             Err(e) => {
-                tracing::error!(%task_id, error = %e, "could not record an assignment; retrying in a second");
-                self.release_holder(task_id);
-                let now = Instant::now();
-                let at = now + std::time::Duration::from_secs(1);
-                if let Some(slot) = self.tasks.get_mut(&task_id) {
-                    slot.state = SlotState::Delayed(at);
-                }
-                self.delayed.insert((at, task_id));
+                // The assignment is queued (or committed): fail this attempt
+                // after it, so that the task is retried with backoff.
+                tracing::error!(%task_id, error = %e, "could not read a task's input");
+                let error = format!("the hub could not read the task input: {e}");
+                self.hub_fail(task_id, error, Retry::Backoff);
                 return;
             }
         };
         let accept_by = Instant::now() + self.settings.accept_timeout;
-        let (latency, capability) = {
-            let slot = self.tasks.get_mut(&task_id).expect("checked above");
-            slot.attempt = task.attempt;
+        let (latency, capability, attempt, job_id, stage) = {
+            let Some(slot) = self.tasks.get_mut(&task_id) else {
+                return;
+            };
             slot.state = SlotState::Assigned {
                 agent: agent_id,
                 accept_by,
             };
-            (slot.ready_since.elapsed(), slot.capability.clone())
+            (
+                slot.ready_since.elapsed(),
+                slot.capability.clone(),
+                slot.attempt,
+                slot.job_id,
+                slot.stage,
+            )
         };
         let Some(agent) = self.agents.get(&agent_id) else {
             return;
@@ -209,13 +223,13 @@ impl Dispatcher {
         }
         let message = HubMessage::Task(TaskAssignment {
             task_id,
-            attempt: task.attempt as u32,
-            job_id: task.job_id,
+            attempt: attempt as u32,
+            job_id,
             capability: capability.clone(),
-            stage: task.stage as u32,
+            stage: stage as u32,
             input,
             accept_by: Utc::now() + self.settings.accept_timeout,
-            correlation_id: format!("{}/{}/{}", task.job_id, task_id, task.attempt),
+            correlation_id: format!("{job_id}/{task_id}/{attempt}"),
         });
         if agent.push(frame(&message)) {
             metrics::histogram!("switchyard_dispatch_latency_seconds", "capability" => capability)
@@ -223,6 +237,61 @@ impl Dispatcher {
         } else {
             tracing::warn!(%task_id, agent = %agent.name, "the agent's session is gone or not reading; the accept timeout will take the task back");
         }
+    }
+
+    /// The store recorded (or refused) an assignment, usually after the
+    /// task was pushed.
+    pub fn on_assign_done(
+        &mut self,
+        task_id: Uuid,
+        agent_id: Uuid,
+        attempt: i32,
+        result: Result<(), StoreError>,
+    ) {
+        let error = match result {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        let Some(slot) = self.tasks.get(&task_id) else {
+            return;
+        };
+        if slot.attempt != attempt || slot.state.holder() != Some(agent_id) {
+            // Settled otherwise meanwhile (cancelled, failed, finished).
+            return;
+        }
+        // The agent may have the task already: its attempt does not exist.
+        if let Some(agent) = self.agents.get(&agent_id) {
+            agent.push(frame(&HubMessage::Cancel(Cancel {
+                task_id,
+                attempt: attempt as u32,
+                reason: format!("the assignment could not be recorded: {error}"),
+            })));
+        }
+        match error {
+            StoreError::Conflict { message } | StoreError::Corrupt(message) => {
+                tracing::info!(%task_id, %message, "assignment refused by the store; dropping the task from memory");
+                self.release_holder(task_id);
+                self.forget(task_id);
+            }
+            e => {
+                tracing::error!(%task_id, error = %e, "could not record an assignment; retrying in a second");
+                if let Some(slot) = self.tasks.get_mut(&task_id) {
+                    slot.attempt = attempt - 1;
+                }
+                self.retry_assignment_later(task_id);
+            }
+        }
+    }
+
+    /// Takes a task back from the agent it was being assigned to and tries
+    /// again in a second.
+    fn retry_assignment_later(&mut self, task_id: Uuid) {
+        self.release_holder(task_id);
+        let at = Instant::now() + Duration::from_secs(1);
+        if let Some(slot) = self.tasks.get_mut(&task_id) {
+            slot.state = SlotState::Delayed(at);
+        }
+        self.delayed.insert((at, task_id));
     }
 
     /// A job was cancelled: forget its tasks and tell the agents running them.

@@ -128,7 +128,14 @@ pub(crate) enum Command {
     AssignDone {
         task_id: Uuid,
         agent_id: Uuid,
-        result: Result<(Task, serde_json::Value), StoreError>,
+        attempt: i32,
+        result: Result<(), StoreError>,
+    },
+    /// The input of a task being assigned was read.
+    InputReady {
+        task_id: Uuid,
+        agent_id: Uuid,
+        result: Result<serde_json::Value, StoreError>,
     },
     /// A hub-decided failure (timeout, lost agent) was recorded (or refused).
     HubFailDone {

@@ -402,6 +402,8 @@ impl Dispatcher {
                             capability: task.capability.clone(),
                             priority: task.priority,
                             attempt: task.attempt,
+                            stage: task.stage,
+                            item_id: task.item_id,
                             state: SlotState::Orphaned {
                                 agent,
                                 until,

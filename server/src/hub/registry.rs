@@ -172,6 +172,10 @@ pub(crate) struct TaskSlot {
     pub capability: String,
     pub priority: i16,
     pub attempt: i32,
+    /// Its stage, and the item it works on (none at stage 0): what its
+    /// input is read from.
+    pub stage: i32,
+    pub item_id: Option<Uuid>,
     pub state: SlotState,
     /// When it last became ready (for the dispatch latency metric).
     pub ready_since: Instant,

@@ -386,7 +386,17 @@ pub trait Store:
     /// "content_type", "size", "sha256", "content_base64"}}`; later stages:
     /// `{"job_id", "prompt", "context", "item": {"id", "stage", "data"}}`.
     /// `content_base64` is standard base64 (with padding) of the bytes.
-    async fn task_input(&self, task: &Task) -> Result<serde_json::Value, StoreError>;
+    async fn task_input(&self, task: &Task) -> Result<serde_json::Value, StoreError> {
+        self.input_of(task.job_id, task.item_id).await
+    }
+
+    /// [`Store::task_input`] of the task of `job_id` working on `item_id`
+    /// (`None` at stage 0).
+    async fn input_of(
+        &self,
+        job_id: Uuid,
+        item_id: Option<Uuid>,
+    ) -> Result<serde_json::Value, StoreError>;
 
     /// The agent accepted: `assigned` → `running` with a lease, only for the
     /// current attempt held by `agent_id`; the input item becomes

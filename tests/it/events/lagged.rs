@@ -99,7 +99,7 @@ async fn slow_consumers_are_cut_off_with_their_position_while_others_get_everyth
     )
     .await
     .expect("upgrade");
-    let mut slow_ws = StreamClient { ws };
+    let mut slow_ws = StreamClient::from(ws);
     slow_ws.subscribe("all", "*", None).await;
     let mut slow_sse = tiny_socket(&app).await;
     let head = format!(

@@ -160,6 +160,9 @@ pub struct StreamClient {
     pub ws: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    /// Event frames that arrived while waiting for another kind of frame
+    /// (a `subscribed` reply, say): `next` returns them first, in order.
+    pub held: std::collections::VecDeque<Value>,
 }
 
 /// What the stream said.
@@ -167,6 +170,21 @@ pub struct StreamClient {
 pub enum Said {
     Json(Value),
     Closed(Option<u16>),
+}
+
+impl From<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>
+    for StreamClient
+{
+    fn from(
+        ws: tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ) -> Self {
+        StreamClient {
+            ws,
+            held: std::collections::VecDeque::new(),
+        }
+    }
 }
 
 impl StreamClient {
@@ -197,7 +215,7 @@ impl StreamClient {
         let (ws, _) = tokio_tungstenite::connect_async(Self::url(app, Some(&ticket)))
             .await
             .expect("upgrade");
-        StreamClient { ws }
+        StreamClient::from(ws)
     }
 
     pub async fn send(&mut self, message: Value) {
@@ -223,6 +241,9 @@ impl StreamClient {
     /// The next JSON frame or close, within 10 s.
     pub async fn next(&mut self) -> Said {
         use futures::StreamExt;
+        if let Some(frame) = self.held.pop_front() {
+            return Said::Json(frame);
+        }
         let wait = std::time::Duration::from_secs(10);
         loop {
             match tokio::time::timeout(wait, self.ws.next()).await {
@@ -243,12 +264,27 @@ impl StreamClient {
         }
     }
 
-    /// Skips frames until one of type `kind`.
+    /// Skips frames until one of type `kind`; event frames skipped on the
+    /// way are held for the next reader.
     pub async fn expect(&mut self, kind: &str) -> Value {
+        let mut skipped = std::collections::VecDeque::new();
+        let found = self.expect_keeping(kind, &mut skipped).await;
+        skipped.append(&mut self.held);
+        self.held = skipped;
+        found
+    }
+
+    async fn expect_keeping(
+        &mut self,
+        kind: &str,
+        skipped: &mut std::collections::VecDeque<Value>,
+    ) -> Value {
         loop {
             match self.next().await {
                 Said::Json(v) if v["type"] == kind => return v,
                 Said::Json(v) if v["type"] == "error" => panic!("expected `{kind}`, got {v}"),
+                // Events are kept for whoever reads events next.
+                Said::Json(v) if v["type"] == "event" => skipped.push_back(v),
                 Said::Json(_) => continue,
                 Said::Closed(code) => panic!("closed ({code:?}) while waiting for `{kind}`"),
             }

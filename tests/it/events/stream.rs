@@ -69,7 +69,7 @@ async fn tickets_are_single_use_and_short_lived() {
     let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .expect("upgrade");
-    let mut client = StreamClient { ws };
+    let mut client = StreamClient::from(ws);
     client.subscribe("s", "*", None).await;
 
     // Second use, unknown and expired tickets: 401 before the upgrade.
@@ -127,7 +127,7 @@ async fn a_connection_without_ticket_authenticates_with_its_first_message() {
     let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .expect("upgrade");
-    let mut client = StreamClient { ws };
+    let mut client = StreamClient::from(ws);
     client
         .send(json!({"type": "auth", "token": app.token(Role::Viewer)}))
         .await;
@@ -155,7 +155,7 @@ async fn a_connection_without_ticket_authenticates_with_its_first_message() {
         let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .expect("upgrade");
-        let mut client = StreamClient { ws };
+        let mut client = StreamClient::from(ws);
         client.send(first.clone()).await;
         let Said::Json(error) = client.next().await else {
             panic!("no error for {first}")
@@ -190,6 +190,10 @@ async fn subscriptions_replay_then_follow_in_seq_order(app: TestApp) {
     )
     .await;
     let mut worker = Worker::take(agent).await;
+    // The task is pushed before its assignment commits: wait for the
+    // assignment (the job starts with it), so the log is quiet from here.
+    app.wait_for_job(&job.to_string(), "running", Duration::from_secs(10))
+        .await;
     let mut client = StreamClient::connect(&app).await;
 
     // `job:<id>` with after=0: the job's history, then live.

@@ -245,7 +245,11 @@ impl<D: Driver> Store for SqlStore<D> {
         tasks::open_tasks::<D>(&mut *self.reader().await?).await
     }
 
-    async fn task_input(&self, task: &Task) -> Result<serde_json::Value, StoreError> {
-        tasks::task_input::<D>(&mut *self.reader().await?, task).await
+    async fn input_of(
+        &self,
+        job_id: Uuid,
+        item_id: Option<Uuid>,
+    ) -> Result<serde_json::Value, StoreError> {
+        tasks::task_input::<D>(&mut *self.reader().await?, job_id, item_id).await
     }
 }

@@ -146,22 +146,23 @@ pub(super) async fn assign_task<D: Driver>(
 /// See [`crate::store::Store::task_input`].
 pub(super) async fn task_input<D: Driver>(
     conn: &mut D::Conn,
-    task: &Task,
+    job_id: Uuid,
+    item_id: Option<Uuid>,
 ) -> Result<serde_json::Value, StoreError> {
     // One query per assignment: the job's prompt and context with either
     // its document (stage 0) or the input item (later stages).
-    let Some(item_id) = task.item_id else {
+    let Some(item_id) = item_id else {
         let row: Option<StageZeroRow> = query::<D>(
             "SELECT j.prompt, j.context, d.file_name, d.content_type, d.size, d.sha256, d.bytes \
              FROM jobs j LEFT JOIN documents d ON d.job_id = j.id WHERE j.id = $1",
         )
-        .bind(task.job_id)
+        .bind(job_id)
         .fetch_optional(&mut *conn)
         .await?;
         let row = row.ok_or(StoreError::NotFound("job"))?;
         let document = row.document();
         return Ok(shared::stage_zero_input(
-            task.job_id,
+            job_id,
             &row.prompt,
             &row.context,
             document.as_ref(),
@@ -176,7 +177,7 @@ pub(super) async fn task_input<D: Driver>(
         "SELECT j.prompt, j.context, i.stage, i.data \
              FROM jobs j LEFT JOIN items i ON i.id = $2 WHERE j.id = $1",
     )
-    .bind(task.job_id)
+    .bind(job_id)
     .bind(item_id)
     .fetch_optional(conn)
     .await?;
@@ -185,7 +186,7 @@ pub(super) async fn task_input<D: Driver>(
         return Err(StoreError::NotFound("item"));
     };
     Ok(shared::item_input(
-        task.job_id,
+        job_id,
         &prompt,
         &context,
         item_id,
