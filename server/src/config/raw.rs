@@ -152,7 +152,7 @@ impl Default for RawConfig {
             retry_max: "5m".into(),
             aging_interval: "30s".into(),
             max_frame_bytes: 16 * 1024 * 1024,
-            agent_messages_per_second: 2000,
+            agent_messages_per_second: 100_000,
             monitor_interval: "30s".into(),
             stuck_after: "10m".into(),
             stuck_grace: "60s".into(),

@@ -134,6 +134,10 @@ impl Dispatcher {
                 agent_id,
                 session_id,
             } => self.on_seen(agent_id, session_id),
+            Command::Welcomed {
+                agent_id,
+                session_id,
+            } => self.on_welcomed(agent_id, session_id),
             Command::Heartbeat {
                 agent_id,
                 session_id,

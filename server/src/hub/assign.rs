@@ -142,15 +142,14 @@ impl Dispatcher {
             let assigned = self
                 .store
                 .assign_task(task_id, expected_attempt, agent_id, accept_by);
-            self.spawn_store(
-                async move { assigned.await.map(|_| ()) },
-                move |result| Command::AssignDone {
+            self.spawn_store(async move { assigned.await.map(|_| ()) }, move |result| {
+                Command::AssignDone {
                     task_id,
                     agent_id,
                     attempt: expected_attempt + 1,
                     result,
-                },
-            );
+                }
+            });
             let store = self.store.clone();
             self.spawn_store(
                 async move { store.input_of(job_id, item_id).await },

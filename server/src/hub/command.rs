@@ -59,6 +59,11 @@ pub(crate) enum Command {
         out: mpsc::Sender<Outbound>,
         reply: oneshot::Sender<(Welcome, Vec<ResumedTask>)>,
     },
+    /// The session queued its `welcome` frame (see `AgentEntry::welcomed`).
+    Welcomed {
+        agent_id: Uuid,
+        session_id: Uuid,
+    },
     /// Any frame from the agent: it is alive.
     Seen {
         agent_id: Uuid,

@@ -46,6 +46,7 @@ impl Dispatcher {
             name: record.name.clone(),
             session_id,
             out: Some(out),
+            welcomed: false,
             state: AgentSessionState::Connected,
             health: AgentHealth::Active,
             capabilities,
@@ -130,6 +131,19 @@ impl Dispatcher {
                 .collect(),
         };
         let _ = reply.send((welcome, resumed));
+    }
+
+    /// The session queued its `welcome`: the agent may get tasks now.
+    pub fn on_welcomed(&mut self, agent_id: Uuid, session_id: Uuid) {
+        let Some(agent) = self.agents.get_mut(&agent_id) else {
+            return;
+        };
+        if agent.session_id != session_id {
+            return;
+        }
+        agent.welcomed = true;
+        let caps: Vec<String> = agent.capabilities.keys().cloned().collect();
+        self.dirty.extend(caps);
     }
 
     pub fn on_seen(&mut self, agent_id: Uuid, session_id: Uuid) {

@@ -116,16 +116,11 @@ impl HubHandle {
         self.send(Command::JobsCreated(vec![job_id]));
     }
 
-    /// Many jobs were created at once: their tasks are loaded in one query.
-    pub fn jobs_created(&self, job_ids: Vec<Uuid>) {
-        if !job_ids.is_empty() {
-            self.send(Command::JobsCreated(job_ids));
-        }
-    }
-
     /// Tasks became ready outside the dispatcher's knowledge.
     pub fn tasks_ready(&self, tasks: Vec<Task>) {
-        self.send(Command::TasksReady(tasks));
+        if !tasks.is_empty() {
+            self.send(Command::TasksReady(tasks));
+        }
     }
 
     /// Tasks were cancelled in the store: drop them and tell their agents.

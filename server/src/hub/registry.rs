@@ -18,6 +18,10 @@ pub(crate) struct AgentEntry {
     pub session_id: Uuid,
     /// The session's writer; `None` while no session is open.
     pub out: Option<mpsc::Sender<Outbound>>,
+    /// The session has queued its `welcome`: tasks may follow it (a task
+    /// pushed before the welcome would reach an agent that does not know
+    /// its session yet).
+    pub welcomed: bool,
     pub state: AgentSessionState,
     pub health: AgentHealth,
     pub capabilities: HashMap<String, CapabilityLimits>,
@@ -45,6 +49,7 @@ impl AgentEntry {
     /// Whether a new task of `capability` may be pushed to this agent now.
     pub fn can_take(&self, capability: &str) -> bool {
         self.state == AgentSessionState::Connected
+            && self.welcomed
             && self.out.is_some()
             && self.capabilities.get(capability).is_some_and(|c| {
                 self.running.get(capability).copied().unwrap_or(0) < c.max_concurrency

@@ -90,20 +90,31 @@ pub enum WriteOp {
 /// What an applied op returns.
 #[derive(Debug)]
 pub enum Applied {
-    Created(Box<CreateJobOutcome>),
+    Created(Box<Created>),
     Outcome(TaskOutcome),
     Task(Task),
     Done,
 }
 
 /// What one op adds to its batch besides its result: the events it appends
-/// (stamped with the op's time and request id) and the jobs whose status it
-/// changed (read once per batch, after the last op, for the outcomes).
+/// (stamped with the op's time and request id), the jobs whose status it
+/// changed (read once per batch, after the last op, for the outcomes), and
+/// the tasks a job creation made ready.
 pub struct Applying {
     pub at: DateTime<Utc>,
     pub request_id: Option<String>,
     pub events: Vec<NewEvent>,
     pub jobs: Vec<Uuid>,
+    pub ready: Vec<Task>,
+}
+
+/// A job creation's result: the outcome, and the task it made ready (none
+/// for a replay or a job waiting on its dependencies), so the dispatcher
+/// can take it without reading it back.
+#[derive(Debug)]
+pub struct Created {
+    pub outcome: CreateJobOutcome,
+    pub ready: Vec<Task>,
 }
 
 impl Applying {
@@ -113,6 +124,7 @@ impl Applying {
             request_id,
             events: Vec::new(),
             jobs: Vec::new(),
+            ready: Vec::new(),
         }
     }
 
@@ -191,7 +203,7 @@ pub fn is_refusal(error: &StoreError) -> bool {
 
 /// Where a caller waits for its op's result.
 enum Reply {
-    Created(oneshot::Sender<Result<CreateJobOutcome, StoreError>>),
+    Created(oneshot::Sender<Result<Created, StoreError>>),
     Outcome(oneshot::Sender<Result<TaskOutcome, StoreError>>),
     Task(oneshot::Sender<Result<Task, StoreError>>),
     Done(oneshot::Sender<Result<(), StoreError>>),
@@ -308,7 +320,7 @@ impl GroupCommit {
     }
 
     /// Queues a job's creation.
-    pub fn create_job(&self, job: NewJob) -> Pending<CreateJobOutcome> {
+    pub fn create_job(&self, job: NewJob) -> Pending<Created> {
         self.queue(WriteOp::CreateJob(Box::new(job)), Reply::Created)
     }
 

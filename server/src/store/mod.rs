@@ -43,7 +43,7 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
-pub use group_commit::Pending;
+pub use group_commit::{Created, Pending};
 
 use crate::domain::{
     AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, CreateJobOutcome, Document,
@@ -237,12 +237,24 @@ pub trait Store:
     /// `created_by`: the same `request_hash` returns [`CreateJobOutcome::Existing`],
     /// a different one [`StoreError::IdempotencyMismatch`]. Unknown dependency
     /// ids give [`StoreError::UnknownDependencies`] and store nothing.
-    async fn create_job(&self, job: NewJob) -> Result<CreateJobOutcome, StoreError>;
+    async fn create_job(&self, job: NewJob) -> Result<CreateJobOutcome, StoreError> {
+        Ok(self.submit_job(job).await?.outcome)
+    }
+
+    /// [`Store::create_job`], with the task it made ready (for the dispatcher,
+    /// which then needs not read it back).
+    async fn submit_job(&self, job: NewJob) -> Result<Created, StoreError>;
 
     /// Stores many jobs in one transaction, all or nothing, each as
     /// [`Store::create_job`] would (idempotency keys honoured per job). The
     /// first failure aborts the whole batch.
-    async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<CreateJobOutcome>, StoreError>;
+    async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<CreateJobOutcome>, StoreError> {
+        let created = self.submit_jobs(jobs).await?;
+        Ok(created.into_iter().map(|c| c.outcome).collect())
+    }
+
+    /// [`Store::create_jobs`], with the tasks each job made ready.
+    async fn submit_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Created>, StoreError>;
 
     /// One job without item counts (`items: None`), or `None`.
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>, StoreError>;

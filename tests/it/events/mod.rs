@@ -172,8 +172,12 @@ pub enum Said {
     Closed(Option<u16>),
 }
 
-impl From<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>
-    for StreamClient
+impl
+    From<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    > for StreamClient
 {
     fn from(
         ws: tokio_tungstenite::WebSocketStream<

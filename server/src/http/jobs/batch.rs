@@ -111,15 +111,17 @@ pub async fn create_batch(
         return Err(ApiError::Validation(problems));
     }
 
-    let outcomes = state.store.create_jobs(jobs).await?;
-    let mut queued = Vec::new();
+    let outcomes = state.store.submit_jobs(jobs).await?;
+    let mut queued = 0;
+    let mut ready = Vec::new();
     let answer: Vec<BatchJob> = outcomes
         .into_iter()
-        .map(|outcome| match outcome {
+        .map(|created| match created.outcome {
             CreateJobOutcome::Created(job) => {
                 if job.status == JobStatus::Queued {
-                    queued.push(job.id);
+                    queued += 1;
                 }
+                ready.extend(created.ready);
                 BatchJob {
                     id: job.id,
                     status: job.status,
@@ -133,12 +135,8 @@ pub async fn create_batch(
             },
         })
         .collect();
-    metrics::counter!("switchyard_jobs_created_total").increment(queued.len() as u64);
-    tracing::info!(
-        jobs = answer.len(),
-        queued = queued.len(),
-        "job batch stored"
-    );
-    state.hub.jobs_created(queued);
+    metrics::counter!("switchyard_jobs_created_total").increment(queued);
+    tracing::info!(jobs = answer.len(), queued, "job batch stored");
+    state.hub.tasks_ready(ready);
     Ok((StatusCode::CREATED, Json(BatchResponse { jobs: answer })))
 }

@@ -143,12 +143,11 @@ pub async fn create_job(
             .check_input(first, &input)
             .map_err(|problem| ApiError::invalid("pipeline", problem))?;
     }
-    match state.store.create_job(new_job).await? {
+    let created = state.store.submit_job(new_job).await?;
+    match created.outcome {
         CreateJobOutcome::Created(job) => {
             tracing::info!(job_id = %job.id, status = %job.status, "job created");
-            if job.status == JobStatus::Queued {
-                state.hub.job_created(job.id);
-            }
+            state.hub.tasks_ready(created.ready);
             metrics::counter!("switchyard_jobs_created_total").increment(1);
             let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).ok();
             let mut response = (StatusCode::CREATED, Json(job)).into_response();

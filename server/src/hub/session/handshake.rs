@@ -199,6 +199,10 @@ pub(super) async fn handshake(
     {
         return None;
     }
+    ctx.hub.send(Command::Welcomed {
+        agent_id,
+        session_id,
+    });
     tracing::info!(%agent_id, name = %hello.name, resumed = running.len(), "agent connected");
     Some(Session {
         agent_id,

@@ -9,7 +9,9 @@ use super::jobs::{create_job_in, fetch_jobs};
 use super::tasks::{assign_task, extend_lease, requeue_task, start_task};
 use crate::store::StoreError;
 use crate::store::driver::Driver;
-use crate::store::group_commit::{Applied, ApplyBatch, Applying, WriteOp, fill_jobs, is_refusal};
+use crate::store::group_commit::{
+    Applied, ApplyBatch, Applying, Created, WriteOp, fill_jobs, is_refusal,
+};
 use crate::store::shared;
 
 /// The writer's side of the store: its pool and the commit counter.
@@ -68,7 +70,9 @@ async fn apply<D: Driver>(
 ) -> Result<Applied, StoreError> {
     Ok(match op {
         WriteOp::CreateJob(job) => {
-            Applied::Created(Box::new(create_job_in::<D>(conn, job, cx).await?))
+            let outcome = create_job_in::<D>(conn, job, cx).await?;
+            let ready = std::mem::take(&mut cx.ready);
+            Applied::Created(Box::new(Created { outcome, ready }))
         }
         WriteOp::Assign {
             task_id,

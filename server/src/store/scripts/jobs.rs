@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::store::StoreError;
 use crate::store::driver::{Driver, RowLock, Texts, Ts, Uuids, opt_ts, query};
-use crate::store::group_commit::Applying;
+use crate::store::group_commit::{Applying, Created};
 use crate::store::shared::{
     self, ACTIVE_TASK, AttachmentRow, CANCELLABLE_JOB, Changes, INSERT_CHUNK, JobRow, NewTask,
     job_select,
@@ -118,6 +118,7 @@ pub(super) async fn create_job_in<D: Driver>(
     {
         insert_tasks::<D>(&mut *tx, std::slice::from_ref(&task), at).await?;
         events.push(task.event());
+        cx.ready.push(task.to_task(at));
     }
     cx.events.extend(events);
     Ok(CreateJobOutcome::Created(job))
@@ -127,13 +128,17 @@ pub(super) async fn create_job_in<D: Driver>(
 pub(super) async fn create_jobs<D: Driver>(
     pool: &D::Pool,
     jobs: Vec<NewJob>,
-) -> Result<Vec<CreateJobOutcome>, StoreError> {
+) -> Result<Vec<Created>, StoreError> {
     let mut tx = D::begin(pool).await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut applying = Vec::with_capacity(jobs.len());
     for job in &jobs {
         let mut cx = Applying::new(shared::now(), crate::events::request_id::current());
-        outcomes.push(create_job_in::<D>(&mut tx, job, &mut cx).await?);
+        let outcome = create_job_in::<D>(&mut tx, job, &mut cx).await?;
+        outcomes.push(Created {
+            outcome,
+            ready: std::mem::take(&mut cx.ready),
+        });
         applying.push(cx);
     }
     // Events last, all at once (on Postgres the append lock is taken only

@@ -25,12 +25,11 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::driver::{Driver, query};
-use super::group_commit::GroupCommit;
+use super::group_commit::{Created, GroupCommit};
 use super::{Backend, SchemaStatus, Store, StoreError, shared};
 use crate::domain::{
-    AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, CreateJobOutcome, Document,
-    Event, Item, ItemCounts, ItemStatus, Job, JobFilter, JobPage, JobStatus, NewItem, NewJob, Task,
-    TaskStatus,
+    AgentRecord, AgentRegistration, AgentSessionState, AgentSnapshot, Document, Event, Item,
+    ItemCounts, ItemStatus, Job, JobFilter, JobPage, JobStatus, NewItem, NewJob, Task, TaskStatus,
 };
 
 /// The [`Store`] over a [`Driver`].
@@ -110,7 +109,7 @@ impl<D: Driver> Store for SqlStore<D> {
         D::close(&self.write).await;
     }
 
-    async fn create_job(&self, job: NewJob) -> Result<CreateJobOutcome, StoreError> {
+    async fn submit_job(&self, job: NewJob) -> Result<Created, StoreError> {
         // A keyed create can race a `create_jobs` batch holding the same key
         // (on Postgres, where writers run concurrently): ours then waits on
         // the unique index until the batch commits, and fails. Answer as for
@@ -118,15 +117,19 @@ impl<D: Driver> Store for SqlStore<D> {
         let keyed = job.idempotency_key.is_some().then(|| job.clone());
         match (self.writer.create_job(job).await, keyed) {
             (Err(err), Some(job)) if shared::is_unique_violation(&err) => {
-                jobs::find_by_key::<D>(&mut *self.reader().await?, &job)
+                let outcome = jobs::find_by_key::<D>(&mut *self.reader().await?, &job)
                     .await?
-                    .unwrap_or(Err(err))
+                    .unwrap_or(Err(err))?;
+                Ok(Created {
+                    outcome,
+                    ready: Vec::new(),
+                })
             }
             (result, _) => result,
         }
     }
 
-    async fn create_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<CreateJobOutcome>, StoreError> {
+    async fn submit_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Created>, StoreError> {
         self.written(jobs::create_jobs::<D>(&self.write, jobs).await)
             .await
     }

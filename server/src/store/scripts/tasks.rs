@@ -186,12 +186,7 @@ pub(super) async fn task_input<D: Driver>(
         return Err(StoreError::NotFound("item"));
     };
     Ok(shared::item_input(
-        job_id,
-        &prompt,
-        &context,
-        item_id,
-        stage,
-        &data,
+        job_id, &prompt, &context, item_id, stage, &data,
     ))
 }
 
