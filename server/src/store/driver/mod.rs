@@ -196,8 +196,16 @@ pub trait Driver: Send + Sync + Sized + 'static {
 
     // ----------------------------------------------------------- dialect
 
+    /// Appends the placeholder of the `n`th bound value of a statement
+    /// built with [`Query::push_bind`], whose placeholders come in bind order.
+    fn push_placeholder(sql: &mut String, n: usize);
+
     /// `<column> <this>`: membership in a [`Texts`] bound as `$n`.
-    fn in_texts(n: usize) -> String;
+    fn in_texts(n: usize) -> String {
+        Self::in_texts_at(&format!("${n}"))
+    }
+    /// `<column> <this>`: membership in a [`Texts`] bound at `placeholder`.
+    fn in_texts_at(placeholder: &str) -> String;
     /// `<column> <this>`: membership in a [`Uuids`] bound as `$n`.
     fn in_uuids(n: usize) -> String;
     /// The clause a `SELECT` ends with to take `lock` (empty without row locks).

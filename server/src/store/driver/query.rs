@@ -7,7 +7,6 @@
 //! numbers the placeholders itself.
 
 use std::borrow::Cow;
-use std::fmt::Write;
 
 use sqlx::error::BoxDynError;
 
@@ -57,14 +56,19 @@ impl<D: Driver> Query<D> {
     /// Appends the next placeholder and binds its value.
     pub fn push_bind<'q, T: Value<'q>>(&mut self, value: T) -> &mut Self {
         self.add(value);
-        let n = self.bound;
-        let _ = write!(self.sql.to_mut(), "${n}");
+        D::push_placeholder(self.sql.to_mut(), self.bound);
         self
     }
 
-    /// The number the next bound value gets (`$n`).
-    pub fn next_placeholder(&self) -> usize {
-        self.bound + 1
+    /// Appends ` <in_texts>` and binds the set: membership of what precedes
+    /// it in `set`.
+    pub fn push_in_texts(&mut self, set: super::Texts) -> &mut Self {
+        self.add(set);
+        let mut placeholder = String::new();
+        D::push_placeholder(&mut placeholder, self.bound);
+        self.push(" ");
+        self.push(&D::in_texts_at(&placeholder));
+        self
     }
 
     /// Appends `VALUES (...), (...)`: one tuple per row, its values bound by

@@ -133,8 +133,13 @@ impl Driver for Pg {
         migrate::status_postgres(pool).await
     }
 
-    fn in_texts(n: usize) -> String {
-        format!("= ANY(${n})")
+    fn push_placeholder(sql: &mut String, n: usize) {
+        use std::fmt::Write;
+        let _ = write!(sql, "${n}");
+    }
+
+    fn in_texts_at(placeholder: &str) -> String {
+        format!("= ANY({placeholder})")
     }
 
     fn in_uuids(n: usize) -> String {

@@ -56,9 +56,8 @@ impl<D: Driver> EventStore for SqlStore<D> {
             q.push(" AND e.job_id = ").push_bind(job_id);
         }
         if !filter.types.is_empty() {
-            let n = q.next_placeholder();
-            q.push(&format!(" AND e.type {}", D::in_texts(n)));
-            q = q.bind(Texts::of(filter.type_strs()));
+            q.push(" AND e.type")
+                .push_in_texts(Texts::of(filter.type_strs()));
         }
         if let Some(label) = &filter.label {
             q.push(

@@ -172,8 +172,16 @@ impl Driver for Lite {
         migrate::status_sqlite(pool).await
     }
 
-    fn in_texts(n: usize) -> String {
-        format!("IN (SELECT value FROM json_each(${n}))")
+    /// An anonymous `?`: SQLite numbers it after the highest index so far,
+    /// which is `n` when placeholders come in bind order. Numbered or named
+    /// placeholders (`$n`) would cost a linear name lookup per value at bind
+    /// time, quadratic in a long `VALUES` list.
+    fn push_placeholder(sql: &mut String, _n: usize) {
+        sql.push('?');
+    }
+
+    fn in_texts_at(placeholder: &str) -> String {
+        format!("IN (SELECT value FROM json_each({placeholder}))")
     }
 
     fn in_uuids(n: usize) -> String {
