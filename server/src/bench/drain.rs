@@ -103,22 +103,32 @@ pub async fn run(target: &Target, common: &Common) -> anyhow::Result<Report> {
         None
     };
 
+    // The peer harness's columns (`../shared/peer-bench`): jobs/s including
+    // the submit, jobs/s after the submit returned, both durations, and the
+    // broker's CPU per 1,000 jobs (hub, database, their sum).
+    let drain = elapsed.saturating_sub(submit_done);
     report.metric(
         "tasks_per_second",
         n as f64 / elapsed.as_secs_f64(),
         "tasks/s",
     );
+    report.metric(
+        "tasks_per_second_after_submit",
+        n as f64 / drain.as_secs_f64().max(f64::EPSILON),
+        "tasks/s",
+    );
     report.metric("elapsed", elapsed.as_secs_f64(), "s");
     report.metric("submit_elapsed", submit_done.as_secs_f64(), "s");
+    report.metric("drain_elapsed", drain.as_secs_f64(), "s");
+    let per_1000 = |cpu: f64| cpu / n as f64 * 1000.0;
     if let Some(cpu) = cpu {
-        report.metric("hub_cpu_per_1000_tasks", cpu / n as f64 * 1000.0, "cpu-s");
+        report.metric("hub_cpu_per_1000_tasks", per_1000(cpu), "cpu-s");
     }
     if let Some(db) = db {
-        report.metric(
-            "postgres_cpu_per_1000_tasks",
-            db / n as f64 * 1000.0,
-            "cpu-s",
-        );
+        report.metric("postgres_cpu_per_1000_tasks", per_1000(db), "cpu-s");
+    }
+    if let Some(store) = cpu.map(|c| c + db.unwrap_or(0.0)) {
+        report.metric("store_cpu_per_1000_tasks", per_1000(store), "cpu-s");
     }
     report.check(format!("{n} jobs accepted"), submitted == n);
     report.check(format!("{n} tasks ran"), ledger.completed.len() == n);

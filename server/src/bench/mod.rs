@@ -62,9 +62,9 @@ pub struct BenchArgs {
     /// Tasks (drain) or closed-loop samples (latency).
     #[arg(long, default_value_t = 10_000)]
     pub tasks: usize,
-    /// Simulated agents.
-    #[arg(long, default_value_t = 4)]
-    pub agents: usize,
+    /// Simulated agents [default: 1 for drain, the peer harness's shape; 4 otherwise].
+    #[arg(long)]
+    pub agents: Option<usize>,
     /// Slots per agent.
     #[arg(long, default_value_t = 4)]
     pub slots: u32,
@@ -110,7 +110,12 @@ pub struct Common {
 
 /// Runs the benchmark; `Ok(false)` when a run's own checks failed.
 pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
-    if args.tasks == 0 || args.agents == 0 || args.slots == 0 || args.runs == 0 {
+    let agents = args.agents.unwrap_or(if args.scenario == Scenario::Drain {
+        1
+    } else {
+        4
+    });
+    if args.tasks == 0 || agents == 0 || args.slots == 0 || args.runs == 0 {
         bail!("--tasks, --agents, --slots and --runs must be at least 1");
     }
     if args.rates.contains(&0) {
@@ -119,7 +124,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     raise_open_file_limit();
     let common = Common {
         tasks: args.tasks,
-        agents: args.agents,
+        agents,
         slots: args.slots,
         payload_bytes: args.payload_bytes,
         sessions: args.sessions,
