@@ -214,6 +214,7 @@ pub(super) async fn handshake(
         in_flight: Default::default(),
         output_schemas,
         limiter: rate_limiter(ctx.hub.settings.agent_messages_per_second),
+        seen_sent: None,
     })
 }
 

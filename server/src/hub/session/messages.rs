@@ -59,10 +59,20 @@ impl Session {
                 return Some(false);
             }
         };
-        self.hub.send(Command::Seen {
-            agent_id: self.agent_id,
-            session_id: self.session_id,
-        });
+        // Tell the dispatcher the agent is alive at most every tenth of a
+        // heartbeat interval.
+        let now = tokio::time::Instant::now();
+        let every = self.hub.settings.heartbeat_interval / 10;
+        if self
+            .seen_sent
+            .is_none_or(|at| now.duration_since(at) >= every)
+        {
+            self.seen_sent = Some(now);
+            self.hub.send(Command::Seen {
+                agent_id: self.agent_id,
+                session_id: self.session_id,
+            });
+        }
         match message {
             Message::Text(text) => {
                 // Over the per-session rate, the session paces its reads:

@@ -64,6 +64,10 @@ struct Session {
     in_flight: in_flight::InFlight,
     output_schemas: HashMap<String, Option<Arc<jsonschema::Validator>>>,
     limiter: DefaultDirectRateLimiter,
+    /// When the dispatcher was last told the agent is alive (`Command::Seen`):
+    /// liveness is judged in heartbeat intervals, so one hop per frame (two
+    /// per task) would be wasted on it.
+    seen_sent: Option<tokio::time::Instant>,
 }
 
 /// Runs one agent connection to its end.
