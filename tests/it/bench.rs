@@ -57,6 +57,21 @@ async fn drain_on_both_backends() {
         ])
         .await;
         assert!(metric(&report, "tasks_per_second") > 0.0);
+        // The peer harness's columns: the rate after the submit returned is
+        // never below the rate including it, and the store's CPU is the
+        // hub's plus its database's.
+        assert!(
+            metric(&report, "tasks_per_second_after_submit") >= metric(&report, "tasks_per_second")
+        );
+        let (submit, drain) = (
+            metric(&report, "submit_elapsed"),
+            metric(&report, "drain_elapsed"),
+        );
+        assert!((submit + drain - metric(&report, "elapsed")).abs() < 1e-6);
+        assert!(
+            metric(&report, "store_cpu_per_1000_tasks")
+                >= metric(&report, "hub_cpu_per_1000_tasks")
+        );
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::json;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::items::insert_tasks;
+use super::items::{insert_tasks, items_insert};
 use super::tasks::task_state;
 use crate::domain::{
     EventType, ItemStatus, JobStatus, NewItem, Task, TaskCompletion, TaskFailure, TaskOutcome,
@@ -122,21 +122,7 @@ async fn insert_new_items<D: Driver>(
 ) -> Result<HashSet<Uuid>, StoreError> {
     let mut stored = HashSet::new();
     for chunk in items.chunks(INSERT_CHUNK) {
-        let mut qb = query::<D>(
-            "INSERT INTO items (id, job_id, source_task_id, stage, status, data, retry_count, \
-             created_at, updated_at) ",
-        );
-        qb.push_values(chunk, |row, item| {
-            row.bind(item.id)
-                .bind(item.job_id)
-                .bind(item.source_task_id)
-                .bind(item.stage)
-                .bind(status.as_str())
-                .bind(&item.data)
-                .bind(0_i32)
-                .bind(Ts(at))
-                .bind(Ts(at));
-        });
+        let mut qb = items_insert::<D>(chunk, status, at);
         qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
         let ids: Vec<(Uuid,)> = qb.fetch_all(&mut *conn).await?;
         stored.extend(ids.into_iter().map(|(id,)| id));

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::domain::{Event, Item, ItemCounts, ItemStatus, NewEvent, NewItem, Task, TaskStatus};
 use crate::store::StoreError;
-use crate::store::driver::{Driver, Ts, Uuids, query};
+use crate::store::driver::{Driver, Query, Ts, Uuids, query};
 use crate::store::group_commit::{self, Applying, batch_event_rows, event_rows};
 use crate::store::shared::{self, EventRow, INSERT_CHUNK, ItemRow, NewTask, TaskRow, task_columns};
 
@@ -73,6 +73,31 @@ pub(super) async fn insert_tasks<D: Driver>(
     Ok(())
 }
 
+/// `INSERT INTO items ... VALUES` for `items` (at most [`INSERT_CHUNK`]),
+/// each with `status`, no retries, created and updated `at`.
+pub(super) fn items_insert<D: Driver>(
+    items: &[NewItem],
+    status: ItemStatus,
+    at: DateTime<Utc>,
+) -> Query<D> {
+    let mut q = query::<D>(
+        "INSERT INTO items (id, job_id, source_task_id, stage, status, data, retry_count, \
+         created_at, updated_at) ",
+    );
+    q.push_values(items, |row, item| {
+        row.bind(item.id)
+            .bind(item.job_id)
+            .bind(item.source_task_id)
+            .bind(item.stage)
+            .bind(status.as_str())
+            .bind(&item.data)
+            .bind(0_i32)
+            .bind(Ts(at))
+            .bind(Ts(at));
+    });
+    q
+}
+
 /// See [`crate::store::Store::insert_items`].
 pub(super) async fn insert_items<D: Driver>(
     pool: &D::Pool,
@@ -84,22 +109,9 @@ pub(super) async fn insert_items<D: Driver>(
     let at = shared::now();
     let mut tx = D::begin(pool).await?;
     for chunk in new.chunks(INSERT_CHUNK) {
-        let mut qb = query::<D>(
-            "INSERT INTO items (id, job_id, source_task_id, stage, status, data, retry_count, \
-             created_at, updated_at) ",
-        );
-        qb.push_values(chunk, |row, item| {
-            row.bind(item.id)
-                .bind(item.job_id)
-                .bind(item.source_task_id)
-                .bind(item.stage)
-                .bind(ItemStatus::Pending.as_str())
-                .bind(&item.data)
-                .bind(0_i32)
-                .bind(Ts(at))
-                .bind(Ts(at));
-        });
-        qb.execute(&mut *tx).await?;
+        items_insert::<D>(chunk, ItemStatus::Pending, at)
+            .execute(&mut *tx)
+            .await?;
     }
     let events: Vec<NewEvent> = new.iter().map(shared::item_created_event).collect();
     append_events::<D>(&mut tx, &events, at).await?;

@@ -1,13 +1,14 @@
 //! Jobs: creation (with idempotency and dependencies), reads,
 //! listing, transitions and cancellation.
 
+use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::finish::settle_dependents;
 use super::items::{append_batch, append_events, insert_tasks};
 use crate::domain::{
-    CreateJobOutcome, Document, DocumentMeta, Job, JobFilter, JobPage, JobStatus, NewJob,
+    CreateJobOutcome, Document, DocumentMeta, Job, JobFilter, JobPage, JobStatus, NewEvent, NewJob,
 };
 use crate::store::StoreError;
 use crate::store::driver::{Driver, RowLock, Texts, Ts, Uuids, opt_ts, query};
@@ -390,12 +391,31 @@ pub(super) async fn cancel_job<D: Driver>(
         };
     }
 
+    let event = shared::job_status_event(
+        crate::domain::EventType::JobCancelled,
+        id,
+        cancelled,
+        Some(&reason),
+    );
+    stop_job::<D>(tx, id, event, at).await
+}
+
+/// The rest of a job's stop, once the job row is terminal (a cancel, or the
+/// monitor expiring it): its active tasks are cancelled, the jobs waiting on
+/// it settled, and `stopped` plus one `task.cancelled` per task appended, in
+/// `tx`, which is committed. Returns the job and the cancelled tasks, sorted.
+pub(super) async fn stop_job<D: Driver>(
+    mut tx: D::Tx,
+    job_id: Uuid,
+    stopped: NewEvent,
+    at: DateTime<Utc>,
+) -> Result<(Job, Vec<Uuid>), StoreError> {
     let rows: Vec<(Uuid,)> = query::<D>(format!(
         "UPDATE tasks SET status = $2, updated_at = $3, version = version + 1 \
          WHERE job_id = $1 AND status {} RETURNING id",
         D::in_texts(4)
     ))
-    .bind(id)
+    .bind(job_id)
     .bind(crate::domain::TaskStatus::Cancelled.as_str())
     .bind(Ts(at))
     .bind(Texts::of(ACTIVE_TASK))
@@ -403,24 +423,15 @@ pub(super) async fn cancel_job<D: Driver>(
     .await?;
     let mut task_ids: Vec<Uuid> = rows.into_iter().map(|(id,)| id).collect();
     task_ids.sort();
-
-    let mut events = vec![shared::job_status_event(
-        crate::domain::EventType::JobCancelled,
-        id,
-        cancelled,
-        Some(&reason),
-    )];
-    events.extend(
+    let mut changes = Changes::default();
+    changes.events.push(stopped);
+    changes.events.extend(
         task_ids
             .iter()
-            .map(|t| shared::task_cancelled_event(id, *t)),
+            .map(|t| shared::task_cancelled_event(job_id, *t)),
     );
-    let mut changes = Changes {
-        events,
-        ..Changes::default()
-    };
-    settle_dependents::<D>(&mut tx, id, at, &mut changes).await?;
-    let job = fetch_job::<D>(&mut tx, id)
+    settle_dependents::<D>(&mut tx, job_id, at, &mut changes).await?;
+    let job = fetch_job::<D>(&mut tx, job_id)
         .await?
         .ok_or(StoreError::NotFound("job"))?;
     append_events::<D>(&mut tx, &changes.events, at).await?;

@@ -8,15 +8,14 @@ use serde_json::json;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::super::finish::settle_dependents;
 use super::super::items::{append_events, insert_tasks};
-use super::super::jobs::fetch_job;
+use super::super::jobs::{fetch_job, stop_job};
 use crate::domain::{EventType, ItemStatus, Job, JobStatus, Task, TaskStatus};
 use crate::store::StoreError;
 use crate::store::driver::{Driver, RowLock, Texts, Ts, Uuids, query};
 use crate::store::reports::{RetryOutcome, messages};
 use crate::store::shared::{
-    self, ACTIVE_TASK, CANCELLABLE_JOB, Changes, FINISHABLE_JOB, NewTask, TaskRow, task_columns,
+    self, ACTIVE_TASK, CANCELLABLE_JOB, FINISHABLE_JOB, NewTask, TaskRow, task_columns,
 };
 
 /// Locks a job row; its status, or `NotFound("job")`.
@@ -121,38 +120,13 @@ pub(super) async fn expire_job<D: Driver>(
     .bind(Ts(at))
     .execute(&mut *tx)
     .await?;
-    let rows: Vec<(Uuid,)> = query::<D>(format!(
-        "UPDATE tasks SET status = $2, updated_at = $3, version = version + 1 \
-         WHERE job_id = $1 AND status {} RETURNING id",
-        D::in_texts(4)
-    ))
-    .bind(job_id)
-    .bind(TaskStatus::Cancelled.as_str())
-    .bind(Ts(at))
-    .bind(Texts::of(ACTIVE_TASK))
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut task_ids: Vec<Uuid> = rows.into_iter().map(|(id,)| id).collect();
-    task_ids.sort();
-    let mut changes = Changes::default();
-    changes.events.push(shared::job_status_event(
+    let event = shared::job_status_event(
         EventType::JobFailed,
         job_id,
         JobStatus::Failed,
         Some(&reason),
-    ));
-    changes.events.extend(
-        task_ids
-            .iter()
-            .map(|t| shared::task_cancelled_event(job_id, *t)),
     );
-    settle_dependents::<D>(&mut tx, job_id, at, &mut changes).await?;
-    let job = fetch_job::<D>(&mut tx, job_id)
-        .await?
-        .ok_or(StoreError::NotFound("job"))?;
-    append_events::<D>(&mut tx, &changes.events, at).await?;
-    D::commit(tx).await?;
-    Ok((job, task_ids))
+    stop_job::<D>(tx, job_id, event, at).await
 }
 
 /// See [`crate::store::reports::ReportStore::retry_failed`].
