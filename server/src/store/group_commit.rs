@@ -57,18 +57,8 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     CreateJob(Box<NewJob>),
-    Assign {
-        task_id: Uuid,
-        expected_attempt: i32,
-        agent_id: Uuid,
-        accept_by: DateTime<Utc>,
-    },
-    Start {
-        task_id: Uuid,
-        attempt: i32,
-        agent_id: Uuid,
-        lease_until: DateTime<Utc>,
-    },
+    Assign(Assignment),
+    Start(Start),
     ExtendLease {
         task_id: Uuid,
         attempt: i32,
@@ -85,6 +75,24 @@ pub enum WriteOp {
         run_at: DateTime<Utc>,
         reason: String,
     },
+}
+
+/// See [`super::Store::assign_task`].
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub task_id: Uuid,
+    pub expected_attempt: i32,
+    pub agent_id: Uuid,
+    pub accept_by: DateTime<Utc>,
+}
+
+/// See [`super::Store::start_task`].
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub task_id: Uuid,
+    pub attempt: i32,
+    pub agent_id: Uuid,
+    pub lease_until: DateTime<Utc>,
 }
 
 /// What an applied op returns.

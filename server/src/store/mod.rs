@@ -385,12 +385,13 @@ pub trait Store:
         agent_id: Uuid,
         accept_by: DateTime<Utc>,
     ) -> Pending<TaskOutcome> {
-        self.writer().outcome(group_commit::WriteOp::Assign {
-            task_id,
-            expected_attempt,
-            agent_id,
-            accept_by,
-        })
+        self.writer()
+            .outcome(group_commit::WriteOp::Assign(group_commit::Assignment {
+                task_id,
+                expected_attempt,
+                agent_id,
+                accept_by,
+            }))
     }
 
     /// The JSON input pushed to the agent for this task. Stage 0:
@@ -420,12 +421,13 @@ pub trait Store:
         agent_id: Uuid,
         lease_until: DateTime<Utc>,
     ) -> Pending<Task> {
-        self.writer().task(group_commit::WriteOp::Start {
-            task_id,
-            attempt,
-            agent_id,
-            lease_until,
-        })
+        self.writer()
+            .task(group_commit::WriteOp::Start(group_commit::Start {
+                task_id,
+                attempt,
+                agent_id,
+                lease_until,
+            }))
     }
 
     /// `progress`: extends the lease of a running attempt; `task.progress`

@@ -26,7 +26,7 @@ use std::ops::DerefMut;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use query::{Query, Tuple, query};
+pub use query::{Query, Tuple, query, with_rows};
 pub use values::{Day, Texts, Ts, Uuids, opt_ts};
 
 use super::group_commit::EventRow;

@@ -21,6 +21,22 @@ pub struct Query<D: Driver> {
     error: Option<BoxDynError>,
 }
 
+/// Starts a set-based statement over a batch's rows: `WITH v (columns) AS
+/// (VALUES (...), ...) `, one tuple per row bound by `f`. The rest of the
+/// statement (pushed after) joins `v`, so a batch of any size is one
+/// statement. Name the columns so they cannot clash with the table's
+/// (`v_id`, `v_attempt`): an unqualified `RETURNING` must stay unambiguous.
+pub fn with_rows<D: Driver, T>(
+    columns: &str,
+    rows: impl IntoIterator<Item = T>,
+    f: impl FnMut(&mut Tuple<'_, D>, T),
+) -> Query<D> {
+    let mut q = query::<D>(format!("WITH v ({columns}) AS ("));
+    q.push_values(rows, f);
+    q.push(") ");
+    q
+}
+
 /// Starts a statement.
 pub fn query<D: Driver>(sql: impl Into<Cow<'static, str>>) -> Query<D> {
     Query {

@@ -1,12 +1,23 @@
 //! Group commit over a driver (see [`crate::store::group_commit`]): the ops
 //! of a batch in one transaction, their events appended last in one append.
+//!
+//! The hot transitions (assign, start, complete) are applied set by set: all
+//! the assignments of a run in one `UPDATE … FROM (VALUES …)`, then the
+//! starts, then the completions, so a batch of 500 ops costs about the same
+//! number of statements as a batch of one. [`runs`] cuts the batch where
+//! that would give a different result from applying the ops in order.
+
+use std::collections::HashMap;
+use std::ops::Range;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
-use super::finish::{complete_task, fail_task};
+use super::finish::{complete_tasks, fail_task};
 use super::items::append_batch;
 use super::jobs::{create_job_in, fetch_jobs};
-use super::tasks::{assign_task, extend_lease, requeue_task, start_task};
+use super::tasks::{assign_tasks, extend_lease, requeue_task, start_tasks};
 use crate::store::StoreError;
 use crate::store::driver::Driver;
 use crate::store::group_commit::{
@@ -26,24 +37,39 @@ impl<D: Driver> ApplyBatch for Batch<D> {
         &self,
         ops: &[(WriteOp, Option<String>)],
     ) -> Result<Vec<Result<Applied, StoreError>>, StoreError> {
+        let at = shared::now();
         let mut tx = D::begin(&self.write).await?;
-        let mut results = Vec::with_capacity(ops.len());
-        let mut applying = Vec::with_capacity(ops.len());
-        for (op, request_id) in ops {
-            let mut cx = Applying::new(shared::now(), request_id.clone());
-            match apply::<D>(&mut tx, op, &mut cx).await {
-                Ok(applied) => results.push(Ok(applied)),
-                Err(refused) if is_refusal(&refused) => {
-                    // Refused before writing anything (see the module docs
-                    // of `group_commit`).
-                    cx.events.clear();
-                    cx.jobs.clear();
-                    results.push(Err(refused));
+        let mut applying: Vec<Applying> = ops
+            .iter()
+            .map(|(_, request_id)| Applying::new(at, request_id.clone()))
+            .collect();
+        let mut results: Vec<Option<Result<Applied, StoreError>>> =
+            ops.iter().map(|_| None).collect();
+        for run in runs(ops) {
+            match run {
+                Run::Sets(range) => {
+                    apply_sets::<D>(&mut tx, ops, range, at, &mut applying, &mut results).await?
                 }
-                Err(error) => return Err(error),
+                Run::One(i) => {
+                    let cx = &mut applying[i];
+                    results[i] = Some(match apply::<D>(&mut tx, &ops[i].0, cx).await {
+                        Ok(applied) => Ok(applied),
+                        Err(refused) if is_refusal(&refused) => {
+                            // Refused before writing anything (see the module
+                            // docs of `group_commit`).
+                            cx.events.clear();
+                            cx.jobs.clear();
+                            Err(refused)
+                        }
+                        Err(error) => return Err(error),
+                    });
+                }
             }
-            applying.push(cx);
         }
+        let mut results: Vec<_> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Corrupt("an op was not applied".into()))))
+            .collect();
         let mut changed: Vec<_> = applying
             .iter()
             .flat_map(|cx| cx.jobs.iter().copied())
@@ -62,7 +88,118 @@ impl<D: Driver> ApplyBatch for Batch<D> {
     }
 }
 
-/// One op; what it adds to the batch goes to `cx`.
+/// A stretch of a batch applied together.
+#[derive(Debug, PartialEq)]
+enum Run {
+    /// Assignments, starts and completions, each kind in one set-based
+    /// statement, in that order.
+    Sets(Range<usize>),
+    /// Any other op, on its own.
+    One(usize),
+}
+
+/// The set-based phase of an op (assign, start, complete) and its task.
+fn phase(op: &WriteOp) -> Option<(u8, Uuid)> {
+    match op {
+        WriteOp::Assign(a) => Some((0, a.task_id)),
+        WriteOp::Start(s) => Some((1, s.task_id)),
+        WriteOp::Complete(c) => Some((2, c.task_id)),
+        _ => None,
+    }
+}
+
+/// Splits a batch into runs whose result is the same as applying the ops
+/// one by one, in order: a run of set-based ops applies its phases in
+/// lifecycle order, so it ends before an op whose task already had that
+/// phase, or a later one, in the run (a second `accept` of a task goes to
+/// the next run and is refused there, as it would be on its own). Ops of
+/// different tasks commute, except for job completion, which only the
+/// completion phase decides. Any other op is a run of its own, in place.
+fn runs(ops: &[(WriteOp, Option<String>)]) -> Vec<Run> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut seen: HashMap<Uuid, u8> = HashMap::new();
+    for (i, (op, _)) in ops.iter().enumerate() {
+        match phase(op) {
+            Some((phase, task)) => {
+                if seen.get(&task).is_some_and(|&p| p >= phase) {
+                    runs.push(Run::Sets(start..i));
+                    start = i;
+                    seen.clear();
+                }
+                seen.insert(task, phase);
+            }
+            None => {
+                if start < i {
+                    runs.push(Run::Sets(start..i));
+                }
+                runs.push(Run::One(i));
+                start = i + 1;
+                seen.clear();
+            }
+        }
+    }
+    if start < ops.len() {
+        runs.push(Run::Sets(start..ops.len()));
+    }
+    runs
+}
+
+/// Applies a run of assignments, starts and completions (see [`runs`]),
+/// writing each op's result and changes at its index.
+async fn apply_sets<D: Driver>(
+    conn: &mut D::Conn,
+    ops: &[(WriteOp, Option<String>)],
+    run: Range<usize>,
+    at: DateTime<Utc>,
+    applying: &mut [Applying],
+    results: &mut [Option<Result<Applied, StoreError>>],
+) -> Result<(), StoreError> {
+    let (mut assigns, mut starts, mut completes) = (Vec::new(), Vec::new(), Vec::new());
+    for i in run {
+        match &ops[i].0 {
+            WriteOp::Assign(a) => assigns.push((i, a)),
+            WriteOp::Start(s) => starts.push((i, s)),
+            WriteOp::Complete(c) => completes.push((i, c)),
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "a set-based run holds another op".into(),
+                ));
+            }
+        }
+    }
+    if !assigns.is_empty() {
+        let set: Vec<_> = assigns.iter().map(|(_, a)| *a).collect();
+        let moved = assign_tasks::<D>(&mut *conn, &set, at).await?;
+        for ((i, _), result) in assigns.iter().zip(moved) {
+            results[*i] = Some(result.map(|(task, changes)| {
+                Applied::Outcome(applying[*i].outcome(Some(task), changes))
+            }));
+        }
+    }
+    if !starts.is_empty() {
+        let set: Vec<_> = starts.iter().map(|(_, s)| *s).collect();
+        let moved = start_tasks::<D>(&mut *conn, &set, at).await?;
+        for ((i, _), result) in starts.iter().zip(moved) {
+            results[*i] = Some(result.map(|(task, changes)| {
+                applying[*i].outcome(None, changes);
+                Applied::Task(task)
+            }));
+        }
+    }
+    if !completes.is_empty() {
+        let set: Vec<_> = completes.iter().map(|(_, c)| *c).collect();
+        let moved = complete_tasks::<D>(&mut *conn, &set, at).await?;
+        for ((i, _), result) in completes.iter().zip(moved) {
+            results[*i] = Some(result.map(|(task, changes)| {
+                Applied::Outcome(applying[*i].outcome(Some(task), changes))
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// One op on its own; what it adds to the batch goes to `cx`.
 async fn apply<D: Driver>(
     conn: &mut D::Conn,
     op: &WriteOp,
@@ -74,22 +211,6 @@ async fn apply<D: Driver>(
             let ready = std::mem::take(&mut cx.ready);
             Applied::Created(Box::new(Created { outcome, ready }))
         }
-        WriteOp::Assign {
-            task_id,
-            expected_attempt,
-            agent_id,
-            accept_by,
-        } => Applied::Outcome(
-            assign_task::<D>(conn, *task_id, *expected_attempt, *agent_id, *accept_by, cx).await?,
-        ),
-        WriteOp::Start {
-            task_id,
-            attempt,
-            agent_id,
-            lease_until,
-        } => Applied::Task(
-            start_task::<D>(conn, *task_id, *attempt, *agent_id, *lease_until, cx).await?,
-        ),
         WriteOp::ExtendLease {
             task_id,
             attempt,
@@ -100,9 +221,6 @@ async fn apply<D: Driver>(
             let held = (*task_id, *attempt, *agent_id);
             extend_lease::<D>(conn, held, *lease_until, progress.clone(), cx).await?;
             Applied::Done
-        }
-        WriteOp::Complete(completion) => {
-            Applied::Outcome(complete_task::<D>(conn, completion, cx).await?)
         }
         WriteOp::Fail(failure) => Applied::Outcome(fail_task::<D>(conn, failure, cx).await?),
         WriteOp::Requeue {
@@ -115,5 +233,78 @@ async fn apply<D: Driver>(
             let held = (*task_id, *attempt, *agent_id);
             Applied::Task(requeue_task::<D>(conn, held, *run_at, reason.clone(), cx).await?)
         }
+        WriteOp::Assign(_) | WriteOp::Start(_) | WriteOp::Complete(_) => {
+            return Err(StoreError::Corrupt(
+                "a set-based op was applied on its own".into(),
+            ));
+        }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TaskCompletion;
+
+    fn start(task_id: Uuid) -> (WriteOp, Option<String>) {
+        let op = WriteOp::Start(crate::store::group_commit::Start {
+            task_id,
+            attempt: 1,
+            agent_id: Uuid::nil(),
+            lease_until: shared::now(),
+        });
+        (op, None)
+    }
+
+    fn complete(task_id: Uuid) -> (WriteOp, Option<String>) {
+        let op = WriteOp::Complete(TaskCompletion {
+            task_id,
+            attempt: 1,
+            agent_id: Uuid::nil(),
+            output: serde_json::json!({}),
+            verdict: switchyard_agent::protocol::Verdict::Accepted,
+            reason: None,
+            usage: Default::default(),
+            items: Vec::new(),
+        });
+        (op, None)
+    }
+
+    fn requeue(task_id: Uuid) -> (WriteOp, Option<String>) {
+        let op = WriteOp::Requeue {
+            task_id,
+            attempt: 1,
+            agent_id: Uuid::nil(),
+            run_at: shared::now(),
+            reason: "test".into(),
+        };
+        (op, None)
+    }
+
+    #[test]
+    fn a_task_moves_forward_within_a_run() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let ops = [start(a), start(b), complete(a), complete(b)];
+        assert_eq!(runs(&ops), [Run::Sets(0..4)]);
+    }
+
+    #[test]
+    fn a_repeated_or_backward_step_starts_a_new_run() {
+        let a = Uuid::now_v7();
+        let ops = [start(a), start(a), complete(a), start(a)];
+        assert_eq!(
+            runs(&ops),
+            [Run::Sets(0..1), Run::Sets(1..3), Run::Sets(3..4)]
+        );
+    }
+
+    #[test]
+    fn other_ops_stand_alone_in_place() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let ops = [start(a), requeue(b), complete(a), requeue(a)];
+        assert_eq!(
+            runs(&ops),
+            [Run::Sets(0..1), Run::One(1), Run::Sets(2..3), Run::One(3)]
+        );
+    }
 }

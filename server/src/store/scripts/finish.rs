@@ -12,7 +12,7 @@
 //! Dependents are locked after the job they depend on, which follows the
 //! dependency graph, a DAG: dependencies always exist before their dependents.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -20,13 +20,13 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::items::{insert_tasks, items_insert};
-use super::tasks::task_state;
+use super::tasks::{Moved, returned_tasks, task_state};
 use crate::domain::{
-    EventType, ItemStatus, JobStatus, NewItem, Task, TaskCompletion, TaskFailure, TaskOutcome,
-    TaskStatus,
+    EventType, ItemStatus, JobStatus, NewEvent, NewItem, Task, TaskCompletion, TaskFailure,
+    TaskOutcome, TaskStatus,
 };
 use crate::store::StoreError;
-use crate::store::driver::{Driver, Texts, Ts, query};
+use crate::store::driver::{Driver, Texts, Ts, Uuids, query, with_rows};
 use crate::store::group_commit::Applying;
 use crate::store::shared::{
     self, ACTIVE_TASK, COMPLETE, Changes, FAIL, FINISHABLE_JOB, FailurePlan, INSERT_CHUNK, JobHead,
@@ -49,68 +49,194 @@ async fn lock_job_of_task<D: Driver>(
     job.ok_or(StoreError::NotFound("task"))
 }
 
-/// See [`crate::store::Store::complete_task`].
-pub(super) async fn complete_task<D: Driver>(
+/// See [`crate::store::Store::complete_task`]: every completion of a batch
+/// in a constant number of statements (the batch holds each task at most
+/// once). Their jobs are locked first, in id order (see the module docs).
+pub(super) async fn complete_tasks<D: Driver>(
     conn: &mut D::Conn,
-    c: &TaskCompletion,
-    cx: &mut Applying,
-) -> Result<TaskOutcome, StoreError> {
-    let at = cx.at;
-    let job = lock_job_of_task::<D>(&mut *conn, c.task_id).await?;
-    let row: Option<TaskRow> = query::<D>(format!(
-        concat!(
-            "UPDATE tasks SET status = $4, output = $5, usage = $6, lease_until = NULL, \
-             updated_at = $7, version = version + 1 \
-             WHERE id = $1 AND attempt = $2 AND agent_id = $3 AND status {} RETURNING ",
-            task_columns!()
-        ),
-        D::in_texts(8)
+    ops: &[&TaskCompletion],
+    at: DateTime<Utc>,
+) -> Result<Vec<Moved>, StoreError> {
+    let ids: Vec<Uuid> = ops.iter().map(|c| c.task_id).collect();
+    let heads: Vec<(Uuid, Uuid, Json<Vec<String>>, i16, i32)> = query::<D>(format!(
+        "SELECT t.id, j.id, j.pipeline, j.priority, j.max_attempts FROM tasks t \
+         JOIN jobs j ON j.id = t.job_id WHERE t.id {} ORDER BY j.id{}",
+        D::in_uuids(1),
+        D::row_lock_of("j")
     ))
-    .bind(c.task_id)
-    .bind(c.attempt)
-    .bind(c.agent_id)
-    .bind(TaskStatus::Succeeded.as_str())
-    .bind(&c.output)
-    .bind(json!(c.usage))
-    .bind(Ts(at))
-    .bind(COMPLETE.start_states())
-    .fetch_optional(&mut *conn)
+    .bind(Uuids(ids))
+    .fetch_all(&mut *conn)
     .await?;
-    let Some(row) = row else {
-        let current = task_state::<D>(&mut *conn, c.task_id).await?;
-        return Err(COMPLETE.conflict(c.task_id, c.attempt, Some(c.agent_id), current));
-    };
-    let task = Task::try_from(row)?;
-
-    let mut changes = Changes::default();
-    changes.events.push(shared::succeeded_event(&task, c));
-    if let Some(decision) = shared::input_item_decision(&task, c) {
-        let updated = query::<D>(format!(
-            "UPDATE items SET status = $2, rejection_reason = $3, updated_at = $4 \
-             WHERE id = $1 AND status {}",
-            D::in_texts(5)
-        ))
-        .bind(decision.item_id)
-        .bind(decision.status.as_str())
-        .bind(&decision.reason)
-        .bind(Ts(at))
-        .bind(Texts::of(OPEN_ITEM))
-        .execute(&mut *conn)
-        .await?;
-        if updated == 1 {
-            changes.events.push(decision.event());
-        }
+    let mut jobs: HashMap<Uuid, JobHead> = HashMap::with_capacity(heads.len());
+    let mut job_of = HashMap::with_capacity(heads.len());
+    for (task_id, id, pipeline, priority, max_attempts) in heads {
+        job_of.insert(task_id, id);
+        jobs.entry(id).or_insert(JobHead {
+            id,
+            pipeline,
+            priority,
+            max_attempts,
+        });
     }
 
-    let emission = shared::emission(&task, &job, &c.items);
-    let stored = insert_new_items::<D>(&mut *conn, &emission.items, emission.status, at).await?;
-    let (next, emitted) = emission.settle(&stored);
-    insert_tasks::<D>(&mut *conn, &next, at).await?;
-    changes.events.extend(emitted);
-    changes.ready.extend(next.iter().map(|t| t.to_task(at)));
+    let known: Vec<&TaskCompletion> = ops
+        .iter()
+        .filter(|c| job_of.contains_key(&c.task_id))
+        .copied()
+        .collect();
+    let mut updated = if known.is_empty() {
+        HashMap::new()
+    } else {
+        let mut q = with_rows::<D, _>(
+            "v_id, v_attempt, v_agent, v_output, v_usage",
+            &known,
+            |row, c| {
+                row.bind(c.task_id)
+                    .bind(c.attempt)
+                    .bind(c.agent_id)
+                    .bind(&c.output)
+                    .bind(json!(c.usage));
+            },
+        );
+        q.push("UPDATE tasks SET status = ")
+            .push_bind(TaskStatus::Succeeded.as_str())
+            .push(", output = v_output, usage = v_usage, lease_until = NULL, updated_at = ")
+            .push_bind(Ts(at))
+            .push(
+                ", version = version + 1 FROM v \
+                 WHERE id = v_id AND attempt = v_attempt AND agent_id = v_agent AND status",
+            )
+            .push_in_texts(COMPLETE.start_states())
+            .push(concat!(" RETURNING ", task_columns!()));
+        returned_tasks::<D>(&mut *conn, q).await?
+    };
 
-    complete_job_if_done::<D>(&mut *conn, job.id, at, &mut changes).await?;
-    Ok(cx.outcome(Some(task), changes))
+    // Per op, in order: the task, or why it was refused.
+    let mut done: Vec<Result<(Task, &TaskCompletion), StoreError>> = Vec::with_capacity(ops.len());
+    for c in ops {
+        done.push(match updated.remove(&c.task_id) {
+            Some(task) => Ok((task, *c)),
+            None if !job_of.contains_key(&c.task_id) => Err(StoreError::NotFound("task")),
+            None => {
+                let current = task_state::<D>(&mut *conn, c.task_id).await?;
+                Err(COMPLETE.conflict(c.task_id, c.attempt, Some(c.agent_id), current))
+            }
+        });
+    }
+    let finished: Vec<(&Task, &TaskCompletion)> =
+        done.iter().flatten().map(|(t, c)| (t, *c)).collect();
+
+    let decided = decide_input_items::<D>(&mut *conn, &finished, at).await?;
+    let (emitted, next) = emit_items::<D>(&mut *conn, &finished, &jobs, at).await?;
+    insert_tasks::<D>(&mut *conn, &next, at).await?;
+
+    let mut results = Vec::with_capacity(ops.len());
+    let mut emitted = emitted.into_iter();
+    let mut last_of_job = HashMap::new();
+    for (i, result) in done.into_iter().enumerate() {
+        results.push(result.map(|(task, c)| {
+            let mut changes = Changes::default();
+            changes.events.push(shared::succeeded_event(&task, c));
+            if let Some(decision) = shared::input_item_decision(&task, c)
+                && decided.contains(&decision.item_id)
+            {
+                changes.events.push(decision.event());
+            }
+            if let Some((tasks, events)) = emitted.next() {
+                changes.events.extend(events);
+                changes.ready.extend(tasks.iter().map(|t| t.to_task(at)));
+            }
+            last_of_job.insert(task.job_id, i);
+            (task, changes)
+        }));
+    }
+
+    // Jobs with no unfinished task left complete; the event goes with the
+    // last op of the batch that finished one of their tasks.
+    let mut finishing: Vec<(Uuid, usize)> = last_of_job.into_iter().collect();
+    finishing.sort_unstable();
+    for (job_id, i) in complete_jobs_if_done::<D, _>(&mut *conn, &finishing, at).await? {
+        if let Some(Ok((_, changes))) = results.get_mut(i) {
+            changes.events.push(shared::job_status_event(
+                EventType::JobCompleted,
+                job_id,
+                JobStatus::Completed,
+                None,
+            ));
+            changes.job_changed(job_id);
+            settle_dependents::<D>(&mut *conn, job_id, at, changes).await?;
+        }
+    }
+    Ok(results)
+}
+
+/// The input items the finished tasks decided (`integrated` or
+/// `rejected`), in one statement; returns the ids whose row changed.
+async fn decide_input_items<D: Driver>(
+    conn: &mut D::Conn,
+    finished: &[(&Task, &TaskCompletion)],
+    at: DateTime<Utc>,
+) -> Result<HashSet<Uuid>, StoreError> {
+    let decisions: Vec<_> = finished
+        .iter()
+        .filter_map(|(t, c)| shared::input_item_decision(t, c))
+        .collect();
+    if decisions.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut q = with_rows::<D, _>("v_id, v_status, v_reason", &decisions, |row, d| {
+        row.bind(d.item_id)
+            .bind(d.status.as_str())
+            .bind(d.reason.as_deref());
+    });
+    q.push("UPDATE items SET status = v_status, rejection_reason = v_reason, updated_at = ")
+        .push_bind(Ts(at))
+        .push(" FROM v WHERE id = v_id AND status")
+        .push_in_texts(Texts::of(OPEN_ITEM))
+        .push(" RETURNING id");
+    let rows: Vec<(Uuid,)> = q.fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Stores the items the finished tasks emitted (an id emitted twice is
+/// kept once, for the first task that emitted it) and returns, per
+/// finished task in order, its next-stage tasks and events, with the
+/// next-stage tasks of all of them (to insert).
+#[allow(clippy::type_complexity)]
+async fn emit_items<D: Driver>(
+    conn: &mut D::Conn,
+    finished: &[(&Task, &TaskCompletion)],
+    jobs: &HashMap<Uuid, JobHead>,
+    at: DateTime<Utc>,
+) -> Result<(Vec<(Vec<NewTask>, Vec<NewEvent>)>, Vec<NewTask>), StoreError> {
+    let mut claimed = HashSet::new();
+    let mut plans = Vec::with_capacity(finished.len());
+    for (task, c) in finished {
+        let Some(job) = jobs.get(&task.job_id) else {
+            return Err(StoreError::Corrupt(format!(
+                "task {} lost its job",
+                task.id
+            )));
+        };
+        let mut emission = shared::emission(task, job, &c.items);
+        emission.items.retain(|item| claimed.insert(item.id));
+        plans.push(emission);
+    }
+    let mut stored = HashSet::new();
+    for status in [ItemStatus::Pending, ItemStatus::Integrated] {
+        let items: Vec<NewItem> = plans
+            .iter()
+            .filter(|e| e.status == status)
+            .flat_map(|e| e.items.iter().cloned())
+            .collect();
+        stored.extend(insert_new_items::<D>(&mut *conn, &items, status, at).await?);
+    }
+    let settled: Vec<_> = plans.iter().map(|e| e.settle(&stored)).collect();
+    let next = settled
+        .iter()
+        .flat_map(|(t, _)| t.iter().cloned())
+        .collect();
+    Ok((settled, next))
 }
 
 /// Inserts items whose id is not stored yet; returns the ids it stored.
@@ -283,34 +409,55 @@ async fn complete_job_if_done<D: Driver>(
     at: DateTime<Utc>,
     changes: &mut Changes,
 ) -> Result<(), StoreError> {
-    // One statement: the job completes only when no task of it is unfinished
-    // (the job row is already locked, so the check sees every completion
-    // that committed before this one).
-    let completed = query::<D>(format!(
-        "UPDATE jobs SET status = $2, updated_at = $3, finished_at = $3, version = version + 1 \
-         WHERE id = $1 AND status {} \
-         AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = $1 AND status {})",
+    if complete_jobs_if_done::<D, _>(&mut *conn, &[(job_id, ())], at)
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    changes.events.push(shared::job_status_event(
+        EventType::JobCompleted,
+        job_id,
+        JobStatus::Completed,
+        None,
+    ));
+    changes.job_changed(job_id);
+    settle_dependents::<D>(conn, job_id, at, changes).await
+}
+
+/// Of `jobs` (locked, with a tag each), those that were queued or running
+/// with no unfinished task left are now `completed`; returns them with
+/// their tags. One statement: the job row is already locked, so the check
+/// sees every completion that committed before this one.
+async fn complete_jobs_if_done<D: Driver, T: Copy>(
+    conn: &mut D::Conn,
+    jobs: &[(Uuid, T)],
+    at: DateTime<Utc>,
+) -> Result<Vec<(Uuid, T)>, StoreError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Uuid,)> = query::<D>(format!(
+        "UPDATE jobs SET status = $1, updated_at = $2, finished_at = $2, version = version + 1 \
+         WHERE id {} AND status {} \
+         AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = jobs.id AND status {}) RETURNING id",
+        D::in_uuids(3),
         D::in_texts(4),
         D::in_texts(5)
     ))
-    .bind(job_id)
     .bind(JobStatus::Completed.as_str())
     .bind(Ts(at))
+    .bind(Uuids(jobs.iter().map(|(id, _)| *id).collect()))
     .bind(Texts::of(FINISHABLE_JOB))
     .bind(Texts::of(ACTIVE_TASK))
-    .execute(&mut *conn)
+    .fetch_all(conn)
     .await?;
-    if completed == 1 {
-        changes.events.push(shared::job_status_event(
-            EventType::JobCompleted,
-            job_id,
-            JobStatus::Completed,
-            None,
-        ));
-        changes.job_changed(job_id);
-        settle_dependents::<D>(conn, job_id, at, changes).await?;
-    }
-    Ok(())
+    let completed: HashSet<Uuid> = rows.into_iter().map(|(id,)| id).collect();
+    Ok(jobs
+        .iter()
+        .filter(|(id, _)| completed.contains(id))
+        .copied()
+        .collect())
 }
 
 /// `finished` just became terminal: each job waiting on it is released

@@ -6,10 +6,12 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::{EventType, ItemStatus, JobStatus, Task, TaskOutcome, TaskStatus};
+use crate::domain::{EventType, ItemStatus, JobStatus, Task, TaskStatus};
 use crate::store::StoreError;
-use crate::store::driver::{Driver, RowLock, Texts, Ts, query};
-use crate::store::group_commit::Applying;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::store::driver::{Driver, Query, RowLock, Texts, Ts, Uuids, query, with_rows};
+use crate::store::group_commit::{Applying, Assignment, Start};
 use crate::store::shared::{
     self, ACTIVE_TASK, ASSIGN, CANCELLABLE_JOB, Changes, PROGRESS, REQUEUE, START, StageZeroRow,
     TaskAction, TaskRow, TaskState, task_columns,
@@ -46,101 +48,153 @@ pub(super) async fn open_tasks<D: Driver>(conn: &mut D::Conn) -> Result<Vec<Task
     rows.into_iter().map(Task::try_from).collect()
 }
 
-/// See [`crate::store::Store::assign_task`].
+/// A transition's result per op: the task as it now is and what else
+/// changed, or why it was refused.
+pub(super) type Moved = Result<(Task, Changes), StoreError>;
+
+/// See [`crate::store::Store::assign_task`]: every assignment of a batch in
+/// a constant number of statements, whatever their number. The batch holds
+/// each task at most once (see `batch.rs`).
 ///
-/// Lock order is jobs before tasks (as in `cancel_job`), so when the job is
-/// still `queued` its row is locked first; a running job is not locked (it
+/// Lock order is jobs before tasks (as in `cancel_job`), so jobs still
+/// `queued` are locked first (in id order); a running job is not locked (it
 /// cannot go back to queued, and a cancel still finds the task row locked
 /// and waits for it).
-pub(super) async fn assign_task<D: Driver>(
+pub(super) async fn assign_tasks<D: Driver>(
     conn: &mut D::Conn,
-    task_id: Uuid,
-    expected_attempt: i32,
-    agent_id: Uuid,
-    accept_by: DateTime<Utc>,
-    cx: &mut Applying,
-) -> Result<TaskOutcome, StoreError> {
-    let at = cx.at;
-    let head: Option<(Uuid, String)> = query::<D>(
-        "SELECT t.job_id, j.status FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.id = $1",
-    )
-    .bind(task_id)
-    .fetch_optional(&mut *conn)
+    ops: &[&Assignment],
+    at: DateTime<Utc>,
+) -> Result<Vec<Moved>, StoreError> {
+    let ids: Vec<Uuid> = ops.iter().map(|a| a.task_id).collect();
+    let heads: Vec<(Uuid, Uuid, String)> = query::<D>(format!(
+        "SELECT t.id, t.job_id, j.status FROM tasks t JOIN jobs j ON j.id = t.job_id \
+         WHERE t.id {}",
+        D::in_uuids(1)
+    ))
+    .bind(Uuids(ids))
+    .fetch_all(&mut *conn)
     .await?;
-    let Some((job_id, job_status)) = head else {
-        return Err(StoreError::NotFound("task"));
-    };
-    let job_status = shared::parse_status::<JobStatus>(&job_status, "job", job_id)?;
-    if job_status.is_terminal() {
-        return Err(shared::job_finished_conflict(
-            task_id,
-            expected_attempt,
-            job_id,
-            job_status,
-        ));
+    let mut jobs = HashMap::with_capacity(heads.len());
+    for (task_id, job_id, status) in heads {
+        let status = shared::parse_status::<JobStatus>(&status, "job", job_id)?;
+        jobs.insert(task_id, (job_id, status));
     }
-    if job_status == JobStatus::Queued && D::ROW_LOCKS {
+
+    let mut results: Vec<Option<Moved>> = Vec::with_capacity(ops.len());
+    let mut todo = Vec::with_capacity(ops.len());
+    for (i, a) in ops.iter().enumerate() {
+        results.push(match jobs.get(&a.task_id) {
+            None => Some(Err(StoreError::NotFound("task"))),
+            Some(&(job_id, status)) if status.is_terminal() => Some(Err(
+                shared::job_finished_conflict(a.task_id, a.expected_attempt, job_id, status),
+            )),
+            Some(_) => {
+                todo.push(i);
+                None
+            }
+        });
+    }
+    let queued: BTreeSet<Uuid> = todo
+        .iter()
+        .filter_map(|&i| jobs.get(&ops[i].task_id))
+        .filter(|(_, status)| *status == JobStatus::Queued)
+        .map(|(job_id, _)| *job_id)
+        .collect();
+    let queued: Vec<Uuid> = queued.into_iter().collect();
+    if !queued.is_empty() && D::ROW_LOCKS {
         query::<D>(format!(
-            "SELECT 1 FROM jobs WHERE id = $1{}",
+            "SELECT 1 FROM jobs WHERE id {} ORDER BY id{}",
+            D::in_uuids(1),
             D::row_lock(RowLock::NoKeyUpdate)
         ))
-        .bind(job_id)
+        .bind(Uuids(queued.clone()))
         .execute(&mut *conn)
         .await?;
     }
-    let row: Option<TaskRow> = query::<D>(format!(
-        concat!(
-            "UPDATE tasks SET status = $4, attempt = attempt + 1, agent_id = $3, lease_until = $5, \
-         updated_at = $6, version = version + 1 \
-         WHERE id = $1 AND attempt = $2 AND status {} RETURNING ",
-            task_columns!()
-        ),
-        D::in_texts(7)
-    ))
-    .bind(task_id)
-    .bind(expected_attempt)
-    .bind(agent_id)
-    .bind(TaskStatus::Assigned.as_str())
-    .bind(Ts(accept_by))
-    .bind(Ts(at))
-    .bind(ASSIGN.start_states())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        let current = task_state::<D>(&mut *conn, task_id).await?;
-        return Err(ASSIGN.conflict(task_id, expected_attempt, None, current));
-    };
-    let task = Task::try_from(row)?;
 
-    let mut changes = Changes::default();
-    changes.events.push(shared::task_event(
-        EventType::TaskAssigned,
-        &task,
-        Some(agent_id),
-        json!({ "accept_by": accept_by }),
-    ));
-    if job_status == JobStatus::Queued {
-        let started = query::<D>(
-            "UPDATE jobs SET status = $2, started_at = COALESCE(started_at, $3), updated_at = $3, \
-             version = version + 1 WHERE id = $1 AND status = $4",
-        )
-        .bind(job_id)
+    let mut updated = if todo.is_empty() {
+        HashMap::new()
+    } else {
+        let mut q = with_rows::<D, _>("v_id, v_attempt, v_agent, v_until", &todo, |row, &i| {
+            let a = ops[i];
+            row.bind(a.task_id)
+                .bind(a.expected_attempt)
+                .bind(a.agent_id)
+                .bind(Ts(a.accept_by));
+        });
+        q.push("UPDATE tasks SET status = ")
+            .push_bind(TaskStatus::Assigned.as_str())
+            .push(
+                ", attempt = attempt + 1, agent_id = v_agent, lease_until = v_until, updated_at = ",
+            )
+            .push_bind(Ts(at))
+            .push(
+                ", version = version + 1 FROM v WHERE id = v_id AND attempt = v_attempt AND status",
+            )
+            .push_in_texts(ASSIGN.start_states())
+            .push(concat!(" RETURNING ", task_columns!()));
+        returned_tasks::<D>(conn, q).await?
+    };
+
+    // Jobs still queued start with their first assignment.
+    let started: HashSet<Uuid> = if queued.is_empty() || updated.is_empty() {
+        HashSet::new()
+    } else {
+        let rows: Vec<(Uuid,)> = query::<D>(format!(
+            "UPDATE jobs SET status = $1, started_at = COALESCE(started_at, $2), updated_at = $2, \
+             version = version + 1 WHERE status = $3 AND id {} RETURNING id",
+            D::in_uuids(4)
+        ))
         .bind(JobStatus::Running.as_str())
         .bind(Ts(at))
         .bind(JobStatus::Queued.as_str())
-        .execute(&mut *conn)
+        .bind(Uuids(queued))
+        .fetch_all(&mut *conn)
         .await?;
-        if started == 1 {
-            changes.events.push(shared::job_status_event(
-                EventType::JobStarted,
-                job_id,
-                JobStatus::Running,
-                None,
-            ));
-            changes.job_changed(job_id);
-        }
+        rows.into_iter().map(|(id,)| id).collect()
+    };
+
+    let mut announced = HashSet::new();
+    for i in todo {
+        let a = ops[i];
+        results[i] = Some(match updated.remove(&a.task_id) {
+            None => {
+                let current = task_state::<D>(&mut *conn, a.task_id).await?;
+                Err(ASSIGN.conflict(a.task_id, a.expected_attempt, None, current))
+            }
+            Some(task) => {
+                let mut changes = Changes::default();
+                changes.events.push(shared::task_event(
+                    EventType::TaskAssigned,
+                    &task,
+                    Some(a.agent_id),
+                    json!({ "accept_by": a.accept_by }),
+                ));
+                if started.contains(&task.job_id) && announced.insert(task.job_id) {
+                    changes.events.push(shared::job_status_event(
+                        EventType::JobStarted,
+                        task.job_id,
+                        JobStatus::Running,
+                        None,
+                    ));
+                    changes.job_changed(task.job_id);
+                }
+                Ok((task, changes))
+            }
+        });
     }
-    Ok(cx.outcome(Some(task), changes))
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// Runs a set-based task update and maps the rows it returned by task id.
+pub(super) async fn returned_tasks<D: Driver>(
+    conn: &mut D::Conn,
+    q: Query<D>,
+) -> Result<HashMap<Uuid, Task>, StoreError> {
+    let rows: Vec<TaskRow> = q.fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|row| Task::try_from(row).map(|t| (t.id, t)))
+        .collect()
 }
 
 /// See [`crate::store::Store::task_input`].
@@ -190,40 +244,66 @@ pub(super) async fn task_input<D: Driver>(
     ))
 }
 
-/// See [`crate::store::Store::start_task`].
-pub(super) async fn start_task<D: Driver>(
+/// See [`crate::store::Store::start_task`]: every start of a batch in a
+/// constant number of statements (the batch holds each task at most once).
+pub(super) async fn start_tasks<D: Driver>(
     conn: &mut D::Conn,
-    task_id: Uuid,
-    attempt: i32,
-    agent_id: Uuid,
-    lease_until: DateTime<Utc>,
-    cx: &mut Applying,
-) -> Result<Task, StoreError> {
-    let at = cx.at;
-    let task = update_held::<D>(
-        &mut *conn,
-        START,
-        (task_id, attempt, agent_id),
-        lease_until,
-        at,
-    )
-    .await?;
-    if let Some(item_id) = task.item_id {
-        query::<D>("UPDATE items SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4")
-            .bind(item_id)
-            .bind(ItemStatus::Validating.as_str())
-            .bind(Ts(at))
-            .bind(ItemStatus::Pending.as_str())
-            .execute(&mut *conn)
-            .await?;
+    ops: &[&Start],
+    at: DateTime<Utc>,
+) -> Result<Vec<Moved>, StoreError> {
+    let mut q = with_rows::<D, _>("v_id, v_attempt, v_agent, v_until", ops, |row, s| {
+        row.bind(s.task_id)
+            .bind(s.attempt)
+            .bind(s.agent_id)
+            .bind(Ts(s.lease_until));
+    });
+    q.push("UPDATE tasks SET status = ")
+        .push_bind(TaskStatus::Running.as_str())
+        .push(", lease_until = v_until, updated_at = ")
+        .push_bind(Ts(at))
+        .push(
+            ", version = version + 1 FROM v \
+             WHERE id = v_id AND attempt = v_attempt AND agent_id = v_agent AND status",
+        )
+        .push_in_texts(START.start_states())
+        .push(concat!(" RETURNING ", task_columns!()));
+    let mut updated = returned_tasks::<D>(&mut *conn, q).await?;
+
+    // Their input items are being validated.
+    let items: Vec<Uuid> = updated.values().filter_map(|t| t.item_id).collect();
+    if !items.is_empty() {
+        query::<D>(format!(
+            "UPDATE items SET status = $1, updated_at = $2 WHERE status = $3 AND id {}",
+            D::in_uuids(4)
+        ))
+        .bind(ItemStatus::Validating.as_str())
+        .bind(Ts(at))
+        .bind(ItemStatus::Pending.as_str())
+        .bind(Uuids(items))
+        .execute(&mut *conn)
+        .await?;
     }
-    cx.events.extend([shared::task_event(
-        EventType::TaskStarted,
-        &task,
-        Some(agent_id),
-        json!({ "lease_until": lease_until }),
-    )]);
-    Ok(task)
+
+    let mut results = Vec::with_capacity(ops.len());
+    for s in ops {
+        results.push(match updated.remove(&s.task_id) {
+            None => {
+                let current = task_state::<D>(&mut *conn, s.task_id).await?;
+                Err(START.conflict(s.task_id, s.attempt, Some(s.agent_id), current))
+            }
+            Some(task) => {
+                let mut changes = Changes::default();
+                changes.events.push(shared::task_event(
+                    EventType::TaskStarted,
+                    &task,
+                    Some(s.agent_id),
+                    json!({ "lease_until": s.lease_until }),
+                ));
+                Ok((task, changes))
+            }
+        });
+    }
+    Ok(results)
 }
 
 /// See [`crate::store::Store::extend_lease`].
