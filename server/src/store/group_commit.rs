@@ -105,15 +105,13 @@ pub enum Applied {
 }
 
 /// What one op adds to its batch besides its result: the events it appends
-/// (stamped with the op's time and request id), the jobs whose status it
-/// changed (read once per batch, after the last op, for the outcomes), and
-/// the tasks a job creation made ready.
+/// (stamped with the op's time and request id), and the jobs whose status
+/// it changed (read once per batch, after the last op, for the outcomes).
 pub struct Applying {
     pub at: DateTime<Utc>,
     pub request_id: Option<String>,
     pub events: Vec<NewEvent>,
     pub jobs: Vec<Uuid>,
-    pub ready: Vec<Task>,
 }
 
 /// A job creation's result: the outcome, and the task it made ready (none
@@ -132,7 +130,6 @@ impl Applying {
             request_id,
             events: Vec::new(),
             jobs: Vec::new(),
-            ready: Vec::new(),
         }
     }
 

@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::create::create_jobs_in;
 use super::finish::{complete_tasks, fail_task};
 use super::items::append_batch;
-use super::jobs::{create_job_in, fetch_jobs};
+use super::jobs::fetch_jobs;
 use super::tasks::{assign_tasks, extend_lease, requeue_task, start_tasks};
 use crate::store::StoreError;
 use crate::store::driver::Driver;
@@ -91,19 +92,22 @@ impl<D: Driver> ApplyBatch for Batch<D> {
 /// A stretch of a batch applied together.
 #[derive(Debug, PartialEq)]
 enum Run {
-    /// Assignments, starts and completions, each kind in one set-based
-    /// statement, in that order.
+    /// Job creations, assignments, starts and completions, each kind in a
+    /// constant number of set-based statements, in that order.
     Sets(Range<usize>),
     /// Any other op, on its own.
     One(usize),
 }
 
-/// The set-based phase of an op (assign, start, complete) and its task.
-fn phase(op: &WriteOp) -> Option<(u8, Uuid)> {
+/// The set-based phase of an op (create, assign, start, complete) and its
+/// task. A job's creation touches no task of the batch (the dispatcher
+/// learns of its task only once it has committed).
+fn phase(op: &WriteOp) -> Option<(u8, Option<Uuid>)> {
     match op {
-        WriteOp::Assign(a) => Some((0, a.task_id)),
-        WriteOp::Start(s) => Some((1, s.task_id)),
-        WriteOp::Complete(c) => Some((2, c.task_id)),
+        WriteOp::CreateJob(_) => Some((0, None)),
+        WriteOp::Assign(a) => Some((1, Some(a.task_id))),
+        WriteOp::Start(s) => Some((2, Some(s.task_id))),
+        WriteOp::Complete(c) => Some((3, Some(c.task_id))),
         _ => None,
     }
 }
@@ -121,7 +125,8 @@ fn runs(ops: &[(WriteOp, Option<String>)]) -> Vec<Run> {
     let mut seen: HashMap<Uuid, u8> = HashMap::new();
     for (i, (op, _)) in ops.iter().enumerate() {
         match phase(op) {
-            Some((phase, task)) => {
+            Some((_, None)) => {}
+            Some((phase, Some(task))) => {
                 if seen.get(&task).is_some_and(|&p| p >= phase) {
                     runs.push(Run::Sets(start..i));
                     start = i;
@@ -155,9 +160,11 @@ async fn apply_sets<D: Driver>(
     applying: &mut [Applying],
     results: &mut [Option<Result<Applied, StoreError>>],
 ) -> Result<(), StoreError> {
-    let (mut assigns, mut starts, mut completes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut creates, mut assigns, mut starts, mut completes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in run {
         match &ops[i].0 {
+            WriteOp::CreateJob(job) => creates.push((i, &**job)),
             WriteOp::Assign(a) => assigns.push((i, a)),
             WriteOp::Start(s) => starts.push((i, s)),
             WriteOp::Complete(c) => completes.push((i, c)),
@@ -166,6 +173,19 @@ async fn apply_sets<D: Driver>(
                     "a set-based run holds another op".into(),
                 ));
             }
+        }
+    }
+    if !creates.is_empty() {
+        let set: Vec<_> = creates.iter().map(|(_, j)| *j).collect();
+        let made = create_jobs_in::<D>(&mut *conn, &set, at).await?;
+        for ((i, _), result) in creates.iter().zip(made) {
+            results[*i] = Some(result.map(|made| {
+                applying[*i].events.extend(made.events);
+                Applied::Created(Box::new(Created {
+                    outcome: made.outcome,
+                    ready: made.ready,
+                }))
+            }));
         }
     }
     if !assigns.is_empty() {
@@ -206,11 +226,6 @@ async fn apply<D: Driver>(
     cx: &mut Applying,
 ) -> Result<Applied, StoreError> {
     Ok(match op {
-        WriteOp::CreateJob(job) => {
-            let outcome = create_job_in::<D>(conn, job, cx).await?;
-            let ready = std::mem::take(&mut cx.ready);
-            Applied::Created(Box::new(Created { outcome, ready }))
-        }
         WriteOp::ExtendLease {
             task_id,
             attempt,
@@ -233,7 +248,7 @@ async fn apply<D: Driver>(
             let held = (*task_id, *attempt, *agent_id);
             Applied::Task(requeue_task::<D>(conn, held, *run_at, reason.clone(), cx).await?)
         }
-        WriteOp::Assign(_) | WriteOp::Start(_) | WriteOp::Complete(_) => {
+        WriteOp::CreateJob(_) | WriteOp::Assign(_) | WriteOp::Start(_) | WriteOp::Complete(_) => {
             return Err(StoreError::Corrupt(
                 "a set-based op was applied on its own".into(),
             ));

@@ -5,140 +5,37 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::create::create_jobs_in;
 use super::finish::settle_dependents;
 use super::items::{append_batch, append_events, insert_tasks};
 use crate::domain::{
     CreateJobOutcome, Document, DocumentMeta, Job, JobFilter, JobPage, JobStatus, NewEvent, NewJob,
 };
 use crate::store::StoreError;
-use crate::store::driver::{Driver, RowLock, Texts, Ts, Uuids, opt_ts, query};
+use crate::store::driver::{Driver, Texts, Ts, Uuids, opt_ts, query};
 use crate::store::group_commit::{Applying, Created};
 use crate::store::shared::{
-    self, ACTIVE_TASK, AttachmentRow, CANCELLABLE_JOB, Changes, INSERT_CHUNK, JobRow, NewTask,
-    job_select,
+    self, ACTIVE_TASK, AttachmentRow, CANCELLABLE_JOB, Changes, JobRow, NewTask, job_select,
 };
-
-/// Creates one job inside the caller's transaction (the group-commit
-/// writer's, or `create_jobs`'s).
-pub(super) async fn create_job_in<D: Driver>(
-    tx: &mut D::Conn,
-    new: &NewJob,
-    cx: &mut Applying,
-) -> Result<CreateJobOutcome, StoreError> {
-    if let Some(outcome) = find_by_key::<D>(&mut *tx, new).await? {
-        return outcome;
-    }
-
-    let labels = shared::normalized_labels(&new.labels);
-    let deps = shared::normalized_deps(&new.depends_on);
-    let status = if deps.is_empty() {
-        JobStatus::Queued
-    } else {
-        // Share-locked (or under SQLite's one writer): a dependency cannot
-        // complete between this check and our commit, so whoever completes
-        // it later sees this job and releases it.
-        let found: Vec<(Uuid, String)> = query::<D>(format!(
-            "SELECT id, status FROM jobs WHERE id {} ORDER BY id{}",
-            D::in_uuids(1),
-            D::row_lock(RowLock::Share)
-        ))
-        .bind(Uuids(deps.clone()))
-        .fetch_all(&mut *tx)
-        .await?;
-        let missing: Vec<Uuid> = deps
-            .iter()
-            .filter(|d| !found.iter().any(|(id, _)| id == *d))
-            .copied()
-            .collect();
-        if !missing.is_empty() {
-            return Err(StoreError::UnknownDependencies(missing));
-        }
-        if found
-            .iter()
-            .all(|(_, s)| s == JobStatus::Completed.as_str())
-        {
-            JobStatus::Queued
-        } else {
-            JobStatus::Waiting
-        }
-    };
-
-    let at = cx.at;
-    query::<D>(
-        "INSERT INTO jobs (id, status, pipeline, prompt, context, priority, idempotency_key, \
-         request_hash, created_by, max_attempts, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1)",
-    )
-    .bind(new.id)
-    .bind(status.as_str())
-    .bind(Json(&new.pipeline))
-    .bind(&new.prompt)
-    .bind(&new.context)
-    .bind(new.priority)
-    .bind(&new.idempotency_key)
-    .bind(&new.request_hash)
-    .bind(&new.created_by)
-    .bind(new.max_attempts)
-    .bind(Ts(at))
-    .execute(&mut *tx)
-    .await?;
-
-    if let Some(doc) = &new.document {
-        query::<D>(
-            "INSERT INTO documents (job_id, file_name, content_type, size, sha256, bytes) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(new.id)
-        .bind(&doc.meta.file_name)
-        .bind(&doc.meta.content_type)
-        .bind(doc.meta.size)
-        .bind(&doc.meta.sha256)
-        .bind(&doc.bytes)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for chunk in labels.chunks(INSERT_CHUNK) {
-        let mut q = query::<D>("INSERT INTO job_labels (job_id, label) ");
-        q.push_values(chunk, |row, label| {
-            row.bind(new.id).bind(label.as_str());
-        });
-        q.execute(&mut *tx).await?;
-    }
-    for chunk in deps.chunks(INSERT_CHUNK) {
-        let mut q = query::<D>("INSERT INTO job_dependencies (job_id, depends_on) ");
-        q.push_values(chunk, |row, dep| {
-            row.bind(new.id).bind(*dep);
-        });
-        q.execute(&mut *tx).await?;
-    }
-
-    let job = shared::created_job(new, status, labels, deps, at);
-    let mut events = vec![shared::job_created_event(&job)];
-    if status == JobStatus::Queued
-        && let Some(task) = NewTask::first(job.id, &job.pipeline, job.priority, new.max_attempts)
-    {
-        insert_tasks::<D>(&mut *tx, std::slice::from_ref(&task), at).await?;
-        events.push(task.event());
-        cx.ready.push(task.to_task(at));
-    }
-    cx.events.extend(events);
-    Ok(CreateJobOutcome::Created(job))
-}
 
 /// See [`crate::store::Store::create_jobs`]: all in one transaction, all or nothing.
 pub(super) async fn create_jobs<D: Driver>(
     pool: &D::Pool,
     jobs: Vec<NewJob>,
 ) -> Result<Vec<Created>, StoreError> {
+    let at = shared::now();
     let mut tx = D::begin(pool).await?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    let mut applying = Vec::with_capacity(jobs.len());
-    for job in &jobs {
-        let mut cx = Applying::new(shared::now(), crate::events::request_id::current());
-        let outcome = create_job_in::<D>(&mut tx, job, &mut cx).await?;
+    let refs: Vec<&NewJob> = jobs.iter().collect();
+    let made = create_jobs_in::<D>(&mut tx, &refs, at).await?;
+    let mut outcomes = Vec::with_capacity(made.len());
+    let mut applying = Vec::with_capacity(made.len());
+    for made in made {
+        let made = made?;
+        let mut cx = Applying::new(at, crate::events::request_id::current());
+        cx.events = made.events;
         outcomes.push(Created {
-            outcome,
-            ready: std::mem::take(&mut cx.ready),
+            outcome: made.outcome,
+            ready: made.ready,
         });
         applying.push(cx);
     }
