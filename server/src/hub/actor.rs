@@ -37,6 +37,9 @@ pub(crate) struct Dispatcher {
     pub seq: u64,
     pub epoch: Instant,
     pub last_snapshot: Instant,
+    /// Tasks handed out in this pass whose input is still to be read, read
+    /// together once the pass ends: `(task, agent, job, item)`.
+    pub inputs_wanted: Vec<(Uuid, Uuid, Uuid, Option<Uuid>)>,
 }
 
 impl Dispatcher {
@@ -61,6 +64,7 @@ impl Dispatcher {
             seq: 0,
             epoch: now,
             last_snapshot: now,
+            inputs_wanted: Vec::new(),
         }
     }
 
@@ -191,11 +195,11 @@ impl Dispatcher {
                 attempt,
                 result,
             } => self.on_assign_done(task_id, agent_id, attempt, result),
-            Command::InputReady {
-                task_id,
-                agent_id,
-                result,
-            } => self.on_input_ready(task_id, agent_id, result),
+            Command::InputsReady(inputs) => {
+                for (task_id, agent_id, result) in inputs {
+                    self.on_input_ready(task_id, agent_id, result);
+                }
+            }
             Command::HubFailDone {
                 task_id,
                 holder,

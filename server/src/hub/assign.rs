@@ -104,6 +104,40 @@ impl Dispatcher {
         for capability in dirty {
             self.dispatch(&capability);
         }
+        self.read_inputs();
+    }
+
+    /// Reads the inputs of the tasks handed out in this pass, all in one
+    /// store call (a constant number of queries however many there are).
+    fn read_inputs(&mut self) {
+        if self.inputs_wanted.is_empty() {
+            return;
+        }
+        let wanted = std::mem::take(&mut self.inputs_wanted);
+        let keys: Vec<_> = wanted
+            .iter()
+            .map(|&(_, _, job, item)| (job, item))
+            .collect();
+        let store = self.store.clone();
+        // Like `spawn_store`, whose result type this does not fit: every
+        // task gets its own outcome, even when the read as a whole failed.
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let inputs: Vec<Result<serde_json::Value, String>> = match store.inputs_of(&keys).await
+            {
+                Ok(inputs) => inputs
+                    .into_iter()
+                    .map(|i| i.map_err(|e| e.to_string()))
+                    .collect(),
+                Err(e) => vec![Err(e.to_string()); wanted.len()],
+            };
+            let ready = wanted
+                .into_iter()
+                .zip(inputs)
+                .map(|((task, agent, _, _), input)| (task, agent, input))
+                .collect();
+            let _ = tx.send(Command::InputsReady(ready));
+        });
     }
 
     /// Hands the ready tasks of `capability` to agents with free slots.
@@ -150,24 +184,18 @@ impl Dispatcher {
                     result,
                 }
             });
-            let store = self.store.clone();
-            self.spawn_store(
-                async move { store.input_of(job_id, item_id).await },
-                move |result| Command::InputReady {
-                    task_id,
-                    agent_id,
-                    result,
-                },
-            );
+            self.inputs_wanted
+                .push((task_id, agent_id, job_id, item_id));
         }
     }
 
-    /// The input of a task being assigned was read: push it to its agent.
+    /// The input of a task being assigned was read (see [`Self::read_inputs`]):
+    /// push it to its agent.
     pub fn on_input_ready(
         &mut self,
         task_id: Uuid,
         agent_id: Uuid,
-        result: Result<serde_json::Value, StoreError>,
+        result: Result<serde_json::Value, String>,
     ) {
         let Some(slot) = self.tasks.get(&task_id) else {
             return;

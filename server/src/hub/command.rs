@@ -136,12 +136,9 @@ pub(crate) enum Command {
         attempt: i32,
         result: Result<(), StoreError>,
     },
-    /// The input of a task being assigned was read.
-    InputReady {
-        task_id: Uuid,
-        agent_id: Uuid,
-        result: Result<serde_json::Value, StoreError>,
-    },
+    /// The inputs of tasks being assigned were read: `(task, agent, input
+    /// or why it could not be read)`.
+    InputsReady(Vec<(Uuid, Uuid, Result<serde_json::Value, String>)>),
     /// A hub-decided failure (timeout, lost agent) was recorded (or refused).
     HubFailDone {
         task_id: Uuid,

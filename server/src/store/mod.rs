@@ -400,16 +400,18 @@ pub trait Store:
     /// `{"job_id", "prompt", "context", "item": {"id", "stage", "data"}}`.
     /// `content_base64` is standard base64 (with padding) of the bytes.
     async fn task_input(&self, task: &Task) -> Result<serde_json::Value, StoreError> {
-        self.input_of(task.job_id, task.item_id).await
+        let mut inputs = self.inputs_of(&[(task.job_id, task.item_id)]).await?;
+        inputs.pop().unwrap_or(Err(StoreError::NotFound("job")))
     }
 
-    /// [`Store::task_input`] of the task of `job_id` working on `item_id`
-    /// (`None` at stage 0).
-    async fn input_of(
+    /// [`Store::task_input`] of many tasks at once, each named by its job
+    /// and the item it works on (`None` at stage 0), in a constant number of
+    /// queries: the dispatcher reads the inputs of everything it hands out
+    /// in one pass together. One result per task, in order.
+    async fn inputs_of(
         &self,
-        job_id: Uuid,
-        item_id: Option<Uuid>,
-    ) -> Result<serde_json::Value, StoreError>;
+        wanted: &[(Uuid, Option<Uuid>)],
+    ) -> Result<Vec<Result<serde_json::Value, StoreError>>, StoreError>;
 
     /// The agent accepted: `assigned` → `running` with a lease, only for the
     /// current attempt held by `agent_id`; the input item becomes

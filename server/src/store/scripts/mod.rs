@@ -249,11 +249,10 @@ impl<D: Driver> Store for SqlStore<D> {
         tasks::open_tasks::<D>(&mut *self.reader().await?).await
     }
 
-    async fn input_of(
+    async fn inputs_of(
         &self,
-        job_id: Uuid,
-        item_id: Option<Uuid>,
-    ) -> Result<serde_json::Value, StoreError> {
-        tasks::task_input::<D>(&mut *self.reader().await?, job_id, item_id).await
+        wanted: &[(Uuid, Option<Uuid>)],
+    ) -> Result<Vec<Result<serde_json::Value, StoreError>>, StoreError> {
+        tasks::task_inputs::<D>(&mut *self.reader().await?, wanted).await
     }
 }

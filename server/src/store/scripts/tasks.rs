@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::store::driver::{Driver, Query, RowLock, Texts, Ts, Uuids, query, with_rows};
 use crate::store::group_commit::{Applying, Assignment, Start};
 use crate::store::shared::{
-    self, ACTIVE_TASK, ASSIGN, CANCELLABLE_JOB, Changes, PROGRESS, REQUEUE, START, StageZeroRow,
+    self, ACTIVE_TASK, ASSIGN, CANCELLABLE_JOB, Changes, DocumentRow, PROGRESS, REQUEUE, START,
     TaskAction, TaskRow, TaskState, task_columns,
 };
 
@@ -197,51 +197,72 @@ pub(super) async fn returned_tasks<D: Driver>(
         .collect()
 }
 
-/// See [`crate::store::Store::task_input`].
-pub(super) async fn task_input<D: Driver>(
+/// See [`crate::store::Store::inputs_of`]: the inputs of many tasks in at
+/// most three queries (their jobs, the documents of stage-0 tasks, the
+/// input items of later stages), whatever their number.
+pub(super) async fn task_inputs<D: Driver>(
     conn: &mut D::Conn,
-    job_id: Uuid,
-    item_id: Option<Uuid>,
-) -> Result<serde_json::Value, StoreError> {
-    // One query per assignment: the job's prompt and context with either
-    // its document (stage 0) or the input item (later stages).
-    let Some(item_id) = item_id else {
-        let row: Option<StageZeroRow> = query::<D>(
-            "SELECT j.prompt, j.context, d.file_name, d.content_type, d.size, d.sha256, d.bytes \
-             FROM jobs j LEFT JOIN documents d ON d.job_id = j.id WHERE j.id = $1",
-        )
-        .bind(job_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let row = row.ok_or(StoreError::NotFound("job"))?;
-        let document = row.document();
-        return Ok(shared::stage_zero_input(
-            job_id,
-            &row.prompt,
-            &row.context,
-            document.as_ref(),
-        ));
-    };
-    let row: Option<(
-        String,
-        serde_json::Value,
-        Option<i32>,
-        Option<serde_json::Value>,
-    )> = query::<D>(
-        "SELECT j.prompt, j.context, i.stage, i.data \
-             FROM jobs j LEFT JOIN items i ON i.id = $2 WHERE j.id = $1",
-    )
-    .bind(job_id)
-    .bind(item_id)
-    .fetch_optional(conn)
-    .await?;
-    let (prompt, context, stage, data) = row.ok_or(StoreError::NotFound("job"))?;
-    let (Some(stage), Some(data)) = (stage, data) else {
-        return Err(StoreError::NotFound("item"));
-    };
-    Ok(shared::item_input(
-        job_id, &prompt, &context, item_id, stage, &data,
+    wanted: &[(Uuid, Option<Uuid>)],
+) -> Result<Vec<Result<serde_json::Value, StoreError>>, StoreError> {
+    let job_ids: BTreeSet<Uuid> = wanted.iter().map(|(job, _)| *job).collect();
+    let jobs: Vec<(Uuid, String, serde_json::Value)> = query::<D>(format!(
+        "SELECT id, prompt, context FROM jobs WHERE id {}",
+        D::in_uuids(1)
     ))
+    .bind(Uuids(job_ids.into_iter().collect()))
+    .fetch_all(&mut *conn)
+    .await?;
+    let jobs: HashMap<Uuid, (String, serde_json::Value)> =
+        jobs.into_iter().map(|(id, p, c)| (id, (p, c))).collect();
+
+    let first_stage: BTreeSet<Uuid> = wanted
+        .iter()
+        .filter(|(_, item)| item.is_none())
+        .map(|(job, _)| *job)
+        .collect();
+    let mut documents = HashMap::new();
+    if !first_stage.is_empty() {
+        let rows: Vec<DocumentRow> = query::<D>(format!(
+            "SELECT job_id, file_name, content_type, size, sha256, bytes FROM documents \
+             WHERE job_id {}",
+            D::in_uuids(1)
+        ))
+        .bind(Uuids(first_stage.into_iter().collect()))
+        .fetch_all(&mut *conn)
+        .await?;
+        documents.extend(rows.into_iter().map(|r| (r.job_id, r.into_document())));
+    }
+
+    let item_ids: Vec<Uuid> = wanted.iter().filter_map(|(_, item)| *item).collect();
+    let mut items = HashMap::new();
+    if !item_ids.is_empty() {
+        let rows: Vec<(Uuid, i32, serde_json::Value)> = query::<D>(format!(
+            "SELECT id, stage, data FROM items WHERE id {}",
+            D::in_uuids(1)
+        ))
+        .bind(Uuids(item_ids))
+        .fetch_all(&mut *conn)
+        .await?;
+        items.extend(
+            rows.into_iter()
+                .map(|(id, stage, data)| (id, (stage, data))),
+        );
+    }
+
+    Ok(wanted
+        .iter()
+        .map(|(job_id, item_id)| {
+            let (prompt, context) = jobs.get(job_id).ok_or(StoreError::NotFound("job"))?;
+            let Some(item_id) = item_id else {
+                let document = documents.get(job_id);
+                return Ok(shared::stage_zero_input(*job_id, prompt, context, document));
+            };
+            let (stage, data) = items.get(item_id).ok_or(StoreError::NotFound("item"))?;
+            Ok(shared::item_input(
+                *job_id, prompt, context, *item_id, *stage, data,
+            ))
+        })
+        .collect())
 }
 
 /// See [`crate::store::Store::start_task`]: every start of a batch in a

@@ -43,6 +43,31 @@ pub(crate) fn item_input(
     })
 }
 
+/// A `documents` row: a stage-0 task's input carries it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DocumentRow {
+    pub job_id: Uuid,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub bytes: Vec<u8>,
+}
+
+impl DocumentRow {
+    pub fn into_document(self) -> Document {
+        Document {
+            meta: crate::domain::DocumentMeta {
+                file_name: self.file_name,
+                content_type: self.content_type,
+                size: self.size,
+                sha256: self.sha256,
+            },
+            bytes: self.bytes,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,42 +90,5 @@ mod tests {
             stage_zero_input(Uuid::nil(), "p", &json!({}), None)["document"],
             json!(null)
         );
-    }
-}
-
-/// A job's prompt and context with its document, if any (the task input of
-/// stage 0, read in one query).
-#[derive(sqlx::FromRow)]
-pub(crate) struct StageZeroRow {
-    pub prompt: String,
-    pub context: serde_json::Value,
-    pub file_name: Option<String>,
-    pub content_type: Option<String>,
-    pub size: Option<i64>,
-    pub sha256: Option<String>,
-    pub bytes: Option<Vec<u8>>,
-}
-
-impl StageZeroRow {
-    /// The document, when the job has one.
-    pub fn document(&self) -> Option<crate::domain::Document> {
-        let (Some(file_name), Some(content_type), Some(size), Some(sha256), Some(bytes)) = (
-            &self.file_name,
-            &self.content_type,
-            self.size,
-            &self.sha256,
-            &self.bytes,
-        ) else {
-            return None;
-        };
-        Some(crate::domain::Document {
-            meta: crate::domain::DocumentMeta {
-                file_name: file_name.clone(),
-                content_type: content_type.clone(),
-                size,
-                sha256: sha256.clone(),
-            },
-            bytes: bytes.clone(),
-        })
     }
 }
