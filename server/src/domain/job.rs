@@ -101,7 +101,9 @@ pub struct JobPage {
 }
 
 /// The input of a job's first-stage task, as pushed to the agent (and checked
-/// against input schemas at submit time). The store builds the same shape.
+/// against input schemas at submit time): the one definition, used by the
+/// create handlers and by the store when it reads an input back. The
+/// document's bytes are standard base64 (with padding).
 pub fn stage0_input(
     job_id: Uuid,
     prompt: &str,
@@ -121,4 +123,30 @@ pub fn stage0_input(
             "content_base64": base64::engine::general_purpose::STANDARD.encode(&d.bytes),
         })),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn documents_are_standard_base64() {
+        let doc = Document {
+            meta: DocumentMeta {
+                file_name: "a.bin".into(),
+                content_type: "application/octet-stream".into(),
+                size: 3,
+                sha256: "00".into(),
+            },
+            bytes: vec![0xfb, 0xff, 0xfe],
+        };
+        let input = stage0_input(Uuid::nil(), "p", &json!({}), Some(&doc));
+        assert_eq!(input["document"]["content_base64"], "+//+");
+        assert_eq!(
+            stage0_input(Uuid::nil(), "p", &json!({}), None)["document"],
+            json!(null)
+        );
+    }
 }

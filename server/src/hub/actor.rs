@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::HubHandle;
 use super::command::Command;
+use super::inputs::InputCache;
 use super::queue::ReadyQueue;
 use super::registry::{AgentEntry, SlotState, TaskSlot};
 use crate::config::settings::HubSettings;
@@ -40,6 +41,10 @@ pub(crate) struct Dispatcher {
     /// Tasks handed out in this pass whose input is still to be read, read
     /// together once the pass ends: `(task, agent, job, item)`.
     pub inputs_wanted: Vec<(Uuid, Uuid, Uuid, Option<Uuid>)>,
+    /// Tasks handed out in this pass whose input was held in memory.
+    pub inputs_held: Vec<(Uuid, Uuid, serde_json::Value)>,
+    /// First-stage inputs of tasks of jobs just created.
+    pub inputs: InputCache,
 }
 
 impl Dispatcher {
@@ -65,6 +70,8 @@ impl Dispatcher {
             epoch: now,
             last_snapshot: now,
             inputs_wanted: Vec::new(),
+            inputs_held: Vec::new(),
+            inputs: InputCache::default(),
         }
     }
 
@@ -186,6 +193,19 @@ impl Dispatcher {
             Command::TasksReady(tasks) => {
                 for task in tasks {
                     self.enqueue(&task);
+                }
+            }
+            Command::CreatedReady(tasks) => {
+                for (task, input) in tasks {
+                    self.enqueue(&task);
+                    if let Some(input) = input {
+                        let slots = &self.tasks;
+                        self.inputs.offer(task.id, input, |id| {
+                            slots.get(id).is_some_and(|s| {
+                                matches!(s.state, SlotState::Queued | SlotState::Delayed(_))
+                            })
+                        });
+                    }
                 }
             }
             Command::TasksCancelled { task_ids, reason } => self.on_cancelled(task_ids, &reason),

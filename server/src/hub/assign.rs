@@ -107,9 +107,13 @@ impl Dispatcher {
         self.read_inputs();
     }
 
-    /// Reads the inputs of the tasks handed out in this pass, all in one
-    /// store call (a constant number of queries however many there are).
+    /// Pushes the tasks handed out in this pass whose input was held (see
+    /// `inputs.rs`), and reads the inputs of the others, all in one store
+    /// call (a constant number of queries however many there are).
     fn read_inputs(&mut self) {
+        for (task_id, agent_id, input) in std::mem::take(&mut self.inputs_held) {
+            self.on_input_ready(task_id, agent_id, Ok(input));
+        }
         if self.inputs_wanted.is_empty() {
             return;
         }
@@ -184,8 +188,12 @@ impl Dispatcher {
                     result,
                 }
             });
-            self.inputs_wanted
-                .push((task_id, agent_id, job_id, item_id));
+            match self.inputs.take(task_id) {
+                Some(input) => self.inputs_held.push((task_id, agent_id, input)),
+                None => self
+                    .inputs_wanted
+                    .push((task_id, agent_id, job_id, item_id)),
+            }
         }
     }
 

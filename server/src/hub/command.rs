@@ -136,6 +136,9 @@ pub(crate) enum Command {
         attempt: i32,
         result: Result<(), StoreError>,
     },
+    /// Tasks of jobs just created, with the first-stage input when the
+    /// handler built it.
+    CreatedReady(Vec<(Task, Option<serde_json::Value>)>),
     /// The inputs of tasks being assigned were read: `(task, agent, input
     /// or why it could not be read)`.
     InputsReady(Vec<(Uuid, Uuid, Result<serde_json::Value, String>)>),

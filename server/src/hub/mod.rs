@@ -14,6 +14,7 @@
 mod actor;
 mod assign;
 mod command;
+mod inputs;
 mod lifecycle;
 pub mod queue;
 mod registry;
@@ -120,6 +121,28 @@ impl HubHandle {
     pub fn tasks_ready(&self, tasks: Vec<Task>) {
         if !tasks.is_empty() {
             self.send(Command::TasksReady(tasks));
+        }
+    }
+
+    /// Tasks made ready by jobs just created, with the first-stage inputs
+    /// the handler built (by job id): the dispatcher holds them, within a
+    /// budget, so it can push those tasks without reading their input back.
+    pub fn created_ready(
+        &self,
+        tasks: Vec<Task>,
+        mut inputs: std::collections::HashMap<Uuid, serde_json::Value>,
+    ) {
+        let tasks: Vec<_> = tasks
+            .into_iter()
+            .map(|task| {
+                let input = (task.stage == 0)
+                    .then(|| inputs.remove(&task.job_id))
+                    .flatten();
+                (task, input)
+            })
+            .collect();
+        if !tasks.is_empty() {
+            self.send(Command::CreatedReady(tasks));
         }
     }
 

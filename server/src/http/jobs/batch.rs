@@ -71,6 +71,8 @@ pub async fn create_batch(
     }
     let mut problems = Vec::new();
     let mut jobs = Vec::with_capacity(request.jobs.len());
+    // The dispatcher keeps the inputs checked here (see `hub::inputs`).
+    let mut inputs = std::collections::HashMap::new();
     for (index, body) in request.jobs.into_iter().enumerate() {
         let draft = create::draft_from_json(body);
         let key = draft.body_idempotency_key();
@@ -94,6 +96,7 @@ pub async fn create_batch(
                     if let Err(problem) = state.hub.schemas.check_input(first, &input) {
                         problems.push(FieldError::new(format!("jobs[{index}].pipeline"), problem));
                     }
+                    inputs.insert(job.id, input);
                 }
                 jobs.push(job);
             }
@@ -137,6 +140,6 @@ pub async fn create_batch(
         .collect();
     metrics::counter!("switchyard_jobs_created_total").increment(queued);
     tracing::info!(jobs = answer.len(), queued, "job batch stored");
-    state.hub.tasks_ready(ready);
+    state.hub.created_ready(ready, inputs);
     Ok((StatusCode::CREATED, Json(BatchResponse { jobs: answer })))
 }

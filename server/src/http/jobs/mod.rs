@@ -130,6 +130,9 @@ pub async fn create_job(
     let draft = create::read_body(req).await?;
     let new_job = create::validate(draft, &state.settings, &claims.sub, key)?;
     // A first stage whose input no registered agent would accept is refused now, not later.
+    // The dispatcher keeps the input it checks here, to push the task
+    // without reading it back.
+    let mut inputs = std::collections::HashMap::new();
     if let Some(first) = new_job.pipeline.first() {
         let input = crate::domain::job::stage0_input(
             new_job.id,
@@ -142,12 +145,13 @@ pub async fn create_job(
             .schemas
             .check_input(first, &input)
             .map_err(|problem| ApiError::invalid("pipeline", problem))?;
+        inputs.insert(new_job.id, input);
     }
     let created = state.store.submit_job(new_job).await?;
     match created.outcome {
         CreateJobOutcome::Created(job) => {
             tracing::info!(job_id = %job.id, status = %job.status, "job created");
-            state.hub.tasks_ready(created.ready);
+            state.hub.created_ready(created.ready, inputs);
             metrics::counter!("switchyard_jobs_created_total").increment(1);
             let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).ok();
             let mut response = (StatusCode::CREATED, Json(job)).into_response();

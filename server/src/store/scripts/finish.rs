@@ -155,7 +155,9 @@ pub(super) async fn complete_tasks<D: Driver>(
     // last op of the batch that finished one of their tasks.
     let mut finishing: Vec<(Uuid, usize)> = last_of_job.into_iter().collect();
     finishing.sort_unstable();
-    for (job_id, i) in complete_jobs_if_done::<D, _>(&mut *conn, &finishing, at).await? {
+    let completed = complete_jobs_if_done::<D, _>(&mut *conn, &finishing, at).await?;
+    let awaited = awaited_jobs::<D, _>(&mut *conn, &completed).await?;
+    for (job_id, i) in completed {
         if let Some(Ok((_, changes))) = results.get_mut(i) {
             changes.events.push(shared::job_status_event(
                 EventType::JobCompleted,
@@ -164,10 +166,31 @@ pub(super) async fn complete_tasks<D: Driver>(
                 None,
             ));
             changes.job_changed(job_id);
-            settle_dependents::<D>(&mut *conn, job_id, at, changes).await?;
+            if awaited.contains(&job_id) {
+                settle_dependents::<D>(&mut *conn, job_id, at, changes).await?;
+            }
         }
     }
     Ok(results)
+}
+
+/// Which of `jobs` other jobs depend on, in one query: only those have
+/// dependents to settle.
+async fn awaited_jobs<D: Driver, T>(
+    conn: &mut D::Conn,
+    jobs: &[(Uuid, T)],
+) -> Result<HashSet<Uuid>, StoreError> {
+    if jobs.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<(Uuid,)> = query::<D>(format!(
+        "SELECT DISTINCT depends_on FROM job_dependencies WHERE depends_on {}",
+        D::in_uuids(1)
+    ))
+    .bind(Uuids(jobs.iter().map(|(id, _)| *id).collect()))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// The input items the finished tasks decided (`integrated` or

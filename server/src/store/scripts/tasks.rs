@@ -255,7 +255,9 @@ pub(super) async fn task_inputs<D: Driver>(
             let (prompt, context) = jobs.get(job_id).ok_or(StoreError::NotFound("job"))?;
             let Some(item_id) = item_id else {
                 let document = documents.get(job_id);
-                return Ok(shared::stage_zero_input(*job_id, prompt, context, document));
+                return Ok(crate::domain::job::stage0_input(
+                    *job_id, prompt, context, document,
+                ));
             };
             let (stage, data) = items.get(item_id).ok_or(StoreError::NotFound("item"))?;
             Ok(shared::item_input(
