@@ -199,12 +199,7 @@ impl Dispatcher {
                 for (task, input) in tasks {
                     self.enqueue(&task);
                     if let Some(input) = input {
-                        let slots = &self.tasks;
-                        self.inputs.offer(task.id, input, |id| {
-                            slots.get(id).is_some_and(|s| {
-                                matches!(s.state, SlotState::Queued | SlotState::Delayed(_))
-                            })
-                        });
+                        self.inputs.offer(task.id, input);
                     }
                 }
             }
@@ -280,6 +275,8 @@ impl Dispatcher {
     }
 
     pub fn forget(&mut self, task_id: Uuid) {
+        // An input still held (the task was cancelled before it was handed out).
+        let _ = self.inputs.take(task_id);
         if let Some(slot) = self.tasks.remove(&task_id) {
             if let Some(queue) = self.queues.get_mut(&slot.capability) {
                 queue.remove(task_id);

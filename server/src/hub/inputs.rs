@@ -27,20 +27,13 @@ pub(crate) struct InputCache {
 }
 
 impl InputCache {
-    /// Holds `input` for `task` if the budget allows; first drops the
-    /// inputs of tasks no longer waiting (`waiting` says which are) when
-    /// the budget is spent.
-    pub fn offer(&mut self, task: Uuid, input: serde_json::Value, waiting: impl Fn(&Uuid) -> bool) {
+    /// Holds `input` for `task` if the budget allows. The dispatcher takes
+    /// it back when it hands the task out, or drops it when it forgets the
+    /// task (cancelled, finished elsewhere).
+    pub fn offer(&mut self, task: Uuid, input: serde_json::Value) {
         let size = approx_size(&input);
-        if size > MAX_ONE {
+        if size > MAX_ONE || self.bytes + size > BUDGET {
             return;
-        }
-        if self.bytes + size > BUDGET {
-            self.held.retain(|id, _| waiting(id));
-            self.bytes = self.held.values().map(|(_, size)| size).sum();
-            if self.bytes + size > BUDGET {
-                return;
-            }
         }
         self.bytes += size;
         if let Some((_, old)) = self.held.insert(task, (input, size)) {
@@ -87,7 +80,7 @@ mod tests {
     fn holds_within_the_budget_and_forgets_what_it_gives_back() {
         let mut cache = InputCache::default();
         let task = Uuid::now_v7();
-        cache.offer(task, json!({"prompt": "p"}), |_| true);
+        cache.offer(task, json!({"prompt": "p"}));
         assert!(cache.bytes() > 0);
         assert_eq!(cache.take(task), Some(json!({"prompt": "p"})));
         assert_eq!(cache.take(task), None);
@@ -98,25 +91,25 @@ mod tests {
     fn large_inputs_are_never_held() {
         let mut cache = InputCache::default();
         let task = Uuid::now_v7();
-        cache.offer(task, json!("x".repeat(MAX_ONE)), |_| true);
+        cache.offer(task, json!("x".repeat(MAX_ONE)));
         assert_eq!(cache.take(task), None);
     }
 
     #[test]
-    fn a_full_budget_drops_inputs_of_tasks_no_longer_waiting_first() {
+    fn a_spent_budget_holds_nothing_more_until_inputs_are_taken() {
         let mut cache = InputCache::default();
         let big = json!("x".repeat(MAX_ONE / 2));
-        let gone: Vec<Uuid> = (0..BUDGET / (MAX_ONE / 2))
+        let held: Vec<Uuid> = (0..BUDGET / (MAX_ONE / 2))
             .map(|_| Uuid::now_v7())
             .collect();
-        for id in &gone {
-            cache.offer(*id, big.clone(), |_| true);
+        for id in &held {
+            cache.offer(*id, big.clone());
         }
-        let kept = Uuid::now_v7();
-        cache.offer(kept, big.clone(), |_| true);
-        assert_eq!(cache.take(kept), None, "the budget is spent");
-        cache.offer(kept, big.clone(), |id| !gone.contains(id));
-        assert_eq!(cache.take(kept), Some(big));
-        assert!(gone.iter().all(|id| cache.take(*id).is_none()));
+        let late = Uuid::now_v7();
+        cache.offer(late, big.clone());
+        assert_eq!(cache.take(late), None, "the budget is spent");
+        assert!(cache.take(held[0]).is_some());
+        cache.offer(late, big.clone());
+        assert_eq!(cache.take(late), Some(big));
     }
 }
