@@ -3,6 +3,13 @@
 use clap::Parser;
 use switchyard::cli::{Cli, run};
 
+/// mimalloc instead of glibc's malloc: the hub makes many small, short-lived
+/// allocations across threads (frames, JSON values, rows), where glibc's
+/// arenas spent a fifth of the hub's CPU in the drain benchmark
+/// (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
