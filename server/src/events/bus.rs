@@ -51,6 +51,23 @@ impl EventBus {
         self.latest.send_replace(seq);
     }
 
+    /// Whether anyone is subscribed right now.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Moves the newest position to `seq` without publishing what came
+    /// before it: nobody was subscribed to receive it, and whoever
+    /// subscribes from now on starts live after `seq` (history comes from
+    /// the store).
+    pub(crate) fn skip_to(&self, seq: i64) {
+        self.latest.send_if_modified(|latest| {
+            let moved = seq > *latest;
+            *latest = (*latest).max(seq);
+            moved
+        });
+    }
+
     pub(crate) fn publish(&self, event: Arc<BusEvent>) {
         let seq = event.event.seq;
         // No subscriber is fine: nobody is listening right now.

@@ -1,4 +1,11 @@
 //! Tails the event log after each commit and publishes what is new.
+//!
+//! While nobody is subscribed (no stream, no SSE client: the common case
+//! under a drain), reading and encoding every event would be wasted: the
+//! pump only reads the newest `seq` and moves the bus past it. A subscriber
+//! arriving meanwhile either sees the moved position (and starts live after
+//! it) or is seen by the second check, and the pump then publishes what it
+//! would have skipped (subscribers ignore what they already have by `seq`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +24,17 @@ const BATCH: u32 = 1000;
 pub async fn run(store: DynStore, bus: EventBus, mut last: i64, shutdown: CancellationToken) {
     let mut commits = store.commits();
     loop {
+        if !bus.has_subscribers() {
+            match store.last_event_seq().await {
+                Ok(newest) => {
+                    bus.skip_to(newest);
+                    if !bus.has_subscribers() {
+                        last = last.max(newest);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "event pump could not read the log"),
+            }
+        }
         // Everything committed so far, in order.
         loop {
             let batch = match store.list_events(None, last, BATCH).await {
