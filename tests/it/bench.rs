@@ -143,3 +143,46 @@ async fn bad_flags_are_refused_clearly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--tasks"), "{stderr}");
 }
+
+/// `--url` drives a hub that is already running: the admin token for the
+/// API, the hub's secret (here from the environment, as operators pass it)
+/// for the agents' own tokens; leaving the secret out is refused up front.
+#[tokio::test]
+async fn drain_against_a_running_hub() {
+    use switchyard::auth::Role;
+    use switchyard::store::Backend;
+
+    let app = switchyard_tests::app::spawn_app(Backend::Sqlite).await;
+    let admin = app.token(Role::Admin);
+    let base = app.base.clone();
+    let drain = ["drain", "--url", &base, "--token", &admin, "--tasks", "30"];
+    let output = tokio::process::Command::new(switchyard_tests::cli::binary())
+        .arg("bench")
+        .args(drain)
+        .arg("--json")
+        .env("SWITCHYARD_JWT_SECRET", switchyard_tests::app::TEST_SECRET)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert!(metric(&report, "tasks_per_second") > 0.0);
+    let checks = report["checks"].as_array().expect("checks");
+    assert!(checks.iter().all(|c| c[1] == true), "{report}");
+
+    let output = tokio::process::Command::new(switchyard_tests::cli::binary())
+        .arg("bench")
+        .args(drain)
+        .env_remove("SWITCHYARD_JWT_SECRET")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--jwt-secret"), "{stderr}");
+}

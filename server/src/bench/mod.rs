@@ -54,11 +54,16 @@ pub struct BenchArgs {
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
     /// Drive an existing hub instead of starting one.
-    #[arg(long, value_name = "URL", requires = "token")]
+    #[arg(long, value_name = "URL", requires_all = ["token", "jwt_secret"])]
     pub url: Option<String>,
     /// Admin token for `--url`.
-    #[arg(long)]
+    #[arg(long, requires = "url")]
     pub token: Option<String>,
+    /// The `--url` hub's JWT secret: the simulated agents sign their own
+    /// tokens with it, each with the agent's name as subject, as the hub
+    /// requires.
+    #[arg(long, env = "SWITCHYARD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
     /// Tasks (drain) or closed-loop samples (latency).
     #[arg(long, default_value_t = 10_000)]
     pub tasks: usize,
@@ -139,7 +144,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     let mut reports = Vec::new();
     for _ in 0..args.runs {
         let target = match &args.url {
-            Some(url) => Target::remote(url, args.token.clone().unwrap_or_default()),
+            Some(url) => Target::remote(
+                url,
+                args.token.clone().unwrap_or_default(),
+                args.jwt_secret.clone().unwrap_or_default(),
+            ),
             None => {
                 let mut env = Vec::new();
                 if args.scenario == Scenario::Webhooks {

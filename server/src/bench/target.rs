@@ -18,6 +18,7 @@ pub struct Target {
     pub base: String,
     pub ws: String,
     keys: Option<JwtKeys>,
+    /// The admin token of a remote hub.
     token: Option<String>,
     child: Option<Child>,
     pub pid: Option<u32>,
@@ -37,14 +38,15 @@ pub struct LocalOptions {
 }
 
 impl Target {
-    /// An existing hub; `token` must be an admin token.
-    pub fn remote(url: &str, token: String) -> Target {
+    /// An existing hub; `token` must be an admin token, and `jwt_secret` the
+    /// hub's secret, which signs the agents' tokens.
+    pub fn remote(url: &str, token: String, jwt_secret: String) -> Target {
         let base = url.trim_end_matches('/').to_owned();
         let ws = base.replacen("http", "ws", 1) + "/v1/agents/connect";
         Target {
             base,
             ws,
-            keys: None,
+            keys: Some(JwtKeys::new(jwt_secret.as_bytes(), None)),
             token: Some(token),
             child: None,
             pid: None,
@@ -138,12 +140,13 @@ impl Target {
         }
     }
 
-    /// A token for `role`/`sub` (local hubs), or the given admin token (remote).
+    /// The admin token given for a remote hub; otherwise a token for
+    /// `role`/`sub` signed with the hub's secret.
     pub fn token(&self, role: Role, sub: &str) -> anyhow::Result<String> {
-        match (&self.keys, &self.token) {
-            (Some(keys), _) => Ok(keys.issue(sub, role, Duration::from_secs(24 * 3600))?),
-            (None, Some(token)) if role != Role::Agent => Ok(token.clone()),
-            (None, _) => bail!("against a remote hub the bench needs --agent-token for agents"),
+        match (&self.token, &self.keys) {
+            (Some(token), _) if role != Role::Agent => Ok(token.clone()),
+            (_, Some(keys)) => Ok(keys.issue(sub, role, Duration::from_secs(24 * 3600))?),
+            (_, None) => bail!("the bench has no key to sign an agent token with"),
         }
     }
 
