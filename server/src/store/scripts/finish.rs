@@ -58,8 +58,8 @@ pub(super) async fn complete_tasks<D: Driver>(
     at: DateTime<Utc>,
 ) -> Result<Vec<Moved>, StoreError> {
     let ids: Vec<Uuid> = ops.iter().map(|c| c.task_id).collect();
-    let heads: Vec<(Uuid, Uuid, Json<Vec<String>>, i16, i32)> = query::<D>(format!(
-        "SELECT t.id, j.id, j.pipeline, j.priority, j.max_attempts FROM tasks t \
+    let heads: Vec<JobOfTask> = query::<D>(format!(
+        "SELECT t.id AS task_id, j.id, j.pipeline, j.priority, j.max_attempts FROM tasks t \
          JOIN jobs j ON j.id = t.job_id WHERE t.id {} ORDER BY j.id{}",
         D::in_uuids(1),
         D::row_lock_of("j")
@@ -69,14 +69,9 @@ pub(super) async fn complete_tasks<D: Driver>(
     .await?;
     let mut jobs: HashMap<Uuid, JobHead> = HashMap::with_capacity(heads.len());
     let mut job_of = HashMap::with_capacity(heads.len());
-    for (task_id, id, pipeline, priority, max_attempts) in heads {
-        job_of.insert(task_id, id);
-        jobs.entry(id).or_insert(JobHead {
-            id,
-            pipeline,
-            priority,
-            max_attempts,
-        });
+    for JobOfTask { task_id, job } in heads {
+        job_of.insert(task_id, job.id);
+        jobs.entry(job.id).or_insert(job);
     }
 
     let known: Vec<&TaskCompletion> = ops
@@ -221,17 +216,27 @@ async fn decide_input_items<D: Driver>(
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
+/// A finishing task's job, read (on Postgres: locked) with it.
+#[derive(sqlx::FromRow)]
+struct JobOfTask {
+    task_id: Uuid,
+    #[sqlx(flatten)]
+    job: JobHead,
+}
+
+/// Per finished task, its next-stage tasks and the events of its emission.
+type Settled = Vec<(Vec<NewTask>, Vec<NewEvent>)>;
+
 /// Stores the items the finished tasks emitted (an id emitted twice is
 /// kept once, for the first task that emitted it) and returns, per
 /// finished task in order, its next-stage tasks and events, with the
 /// next-stage tasks of all of them (to insert).
-#[allow(clippy::type_complexity)]
 async fn emit_items<D: Driver>(
     conn: &mut D::Conn,
     finished: &[(&Task, &TaskCompletion)],
     jobs: &HashMap<Uuid, JobHead>,
     at: DateTime<Utc>,
-) -> Result<(Vec<(Vec<NewTask>, Vec<NewEvent>)>, Vec<NewTask>), StoreError> {
+) -> Result<(Settled, Vec<NewTask>), StoreError> {
     let mut claimed = HashSet::new();
     let mut plans = Vec::with_capacity(finished.len());
     for (task, c) in finished {
