@@ -13,6 +13,7 @@ mod config;
 mod crash;
 mod db_restart;
 mod events;
+mod metrics;
 mod monitor;
 mod nul;
 mod store_contract;

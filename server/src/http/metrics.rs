@@ -1,18 +1,27 @@
-//! Prometheus metrics: the recorder (installed once per process) and the
-//! request counter / latency histogram middleware.
+//! Prometheus metrics: the recorder (installed once per process), the one
+//! list of metric families with their help text, the gauges read at scrape
+//! time, and the request counter / latency histogram middleware.
 //!
 //! Recording a metric never fails a request: the `metrics` macros are
 //! infallible, and the recorder is installed once, shared by every hub in the
 //! process (the integration tests start many).
+//!
+//! Labels stay bounded: no job, task or request ids. The labels that grow
+//! with the fleet are `agent` (one series per agent name) and `webhook`
+//! (one per subscription); `docs/operations.md` says so.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::state::AppState;
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -30,11 +39,195 @@ pub fn handle() -> PrometheusHandle {
             };
             // Another recorder may already be installed (an embedding program):
             // then keep a private one so /metrics still answers.
-            builder()
+            let handle = builder()
                 .install_recorder()
-                .unwrap_or_else(|_| builder().build_recorder().handle())
+                .unwrap_or_else(|_| builder().build_recorder().handle());
+            describe();
+            handle
         })
         .clone()
+}
+
+/// The process's CPU, memory and descriptors (`process_*`), read at scrape.
+fn process() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Every family the hub exports, with its help text and unit: the one list
+/// (`tests/it/metrics.rs` runs `promtool check metrics` on `/metrics`).
+fn describe() {
+    use describe_counter as counter;
+    use describe_gauge as gauge;
+    use describe_histogram as histogram;
+
+    gauge!(
+        "switchyard_build_info",
+        "Always 1; the labels say which build runs (version, commit)."
+    );
+    metrics::gauge!(
+        "switchyard_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "commit" => env!("SWITCHYARD_COMMIT"),
+    )
+    .set(1.0);
+    process().describe();
+
+    counter!(
+        "switchyard_http_requests_total",
+        "HTTP requests answered, by method, route template and status."
+    );
+    histogram!(
+        "switchyard_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method, route template and status."
+    );
+    counter!(
+        "switchyard_jobs_created_total",
+        "Jobs created (replays of an idempotency key not counted)."
+    );
+    gauge!(
+        "switchyard_jobs_active",
+        "Unfinished jobs by status (waiting, queued, running), read from the store at each scrape."
+    );
+    counter!(
+        "switchyard_task_transitions_total",
+        "Task outcomes the dispatcher recorded, by capability and resulting status."
+    );
+    histogram!(
+        "switchyard_task_duration_seconds",
+        Unit::Seconds,
+        "Time from an agent's accept to the task's final outcome, by capability."
+    );
+    histogram!(
+        "switchyard_dispatch_latency_seconds",
+        Unit::Seconds,
+        "Time a task waited from ready to being pushed to an agent, by capability."
+    );
+    gauge!(
+        "switchyard_queue_depth",
+        "Tasks ready and waiting for an agent, by capability."
+    );
+    gauge!(
+        "switchyard_queue_oldest_seconds",
+        Unit::Seconds,
+        "Age of the oldest ready task, by capability (0 when none waits)."
+    );
+    gauge!(
+        "switchyard_agents",
+        "Agents known to the hub, by session state."
+    );
+    gauge!(
+        "switchyard_agents_by_capability",
+        "Connected agents offering each capability (0 for a capability with queued work and no agent)."
+    );
+    gauge!(
+        "switchyard_agent_trust_score",
+        "Trust of each agent, from 0 to 1, by agent name."
+    );
+    counter!(
+        "switchyard_agent_sessions_total",
+        "Agent sessions welcomed (first connections and reconnections)."
+    );
+    counter!(
+        "switchyard_heartbeats_total",
+        "Heartbeats received from agents."
+    );
+    counter!(
+        "switchyard_agent_messages_paced_total",
+        "Agent messages delayed by the per-session rate limit."
+    );
+    histogram!(
+        "switchyard_store_batch_ops",
+        "Operations per group-commit transaction."
+    );
+    histogram!(
+        "switchyard_store_commit_seconds",
+        Unit::Seconds,
+        "Time to apply and commit one group-commit transaction."
+    );
+    counter!(
+        "switchyard_store_batch_retries_total",
+        "Group commits that failed and were applied again op by op."
+    );
+    counter!(
+        "switchyard_events_deleted_total",
+        "Events deleted by retention."
+    );
+    gauge!(
+        "switchyard_stream_connections",
+        "Open event-stream WebSocket connections."
+    );
+    counter!(
+        "switchyard_stream_lagged_total",
+        "Event-stream subscribers that fell behind and were told to resume, by kind."
+    );
+    counter!(
+        "switchyard_webhook_attempts_total",
+        "Webhook delivery attempts, by result."
+    );
+    histogram!(
+        "switchyard_webhook_attempt_seconds",
+        Unit::Seconds,
+        "Time a webhook delivery attempt took."
+    );
+    gauge!(
+        "switchyard_webhook_backlog",
+        "Pending webhook deliveries, by subscription."
+    );
+    gauge!(
+        "switchyard_webhook_backlog_oldest_seconds",
+        Unit::Seconds,
+        "Age of the oldest pending delivery, by subscription."
+    );
+}
+
+/// Sets the gauges the store answers (see [`crate::store::reports::StoreGauges`]).
+/// A failed read leaves them as they were: a scrape never fails on it.
+async fn read_store_gauges(state: &AppState) {
+    let gauges = match state.store.gauges().await {
+        Ok(gauges) => gauges,
+        Err(e) => {
+            tracing::warn!(error = %e, "/metrics could not read the store's gauges");
+            return;
+        }
+    };
+    for status in ["waiting", "queued", "running"] {
+        let n = gauges
+            .active_jobs
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
+        metrics::gauge!("switchyard_jobs_active", "status" => status).set(n as f64);
+    }
+    // Subscriptions whose backlog emptied go back to 0 rather than keep
+    // their last value.
+    static WITH_BACKLOG: Mutex<Option<HashSet<uuid::Uuid>>> = Mutex::new(None);
+    let now: HashSet<uuid::Uuid> = gauges
+        .webhook_backlog
+        .iter()
+        .map(|(id, _, _)| *id)
+        .collect();
+    let emptied: Vec<uuid::Uuid> = match WITH_BACKLOG.lock() {
+        Ok(mut seen) => {
+            let before = seen.replace(now).unwrap_or_default();
+            before
+                .into_iter()
+                .filter(|id| !seen.as_ref().is_some_and(|s| s.contains(id)))
+                .collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    for id in emptied {
+        let id = id.to_string();
+        metrics::gauge!("switchyard_webhook_backlog", "webhook" => id.clone()).set(0.0);
+        metrics::gauge!("switchyard_webhook_backlog_oldest_seconds", "webhook" => id).set(0.0);
+    }
+    for (id, pending, oldest) in gauges.webhook_backlog {
+        let id = id.to_string();
+        metrics::gauge!("switchyard_webhook_backlog", "webhook" => id.clone()).set(pending as f64);
+        metrics::gauge!("switchyard_webhook_backlog_oldest_seconds", "webhook" => id).set(oldest);
+    }
 }
 
 /// Counts requests and records latency by method, route template and status.
@@ -59,9 +252,12 @@ pub async fn track(req: Request, next: Next) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format 0.0.4",
         content_type = "text/plain; version=0.0.4", body = String)))]
-pub async fn render() -> impl IntoResponse {
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    let handle = handle();
+    process().collect();
+    read_store_gauges(&state).await;
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle().render(),
+        handle.render(),
     )
 }

@@ -363,6 +363,21 @@ impl Dispatcher {
         for (state, n) in by_state {
             metrics::gauge!("switchyard_agents", "state" => state).set(n);
         }
+        // Capabilities with queued work count too, so that "work and no
+        // agent" shows as 0 rather than as a missing series.
+        let mut by_capability: HashMap<&str, f64> =
+            self.queues.keys().map(|c| (c.as_str(), 0.0)).collect();
+        for agent in self.agents.values() {
+            if agent.state == AgentSessionState::Connected {
+                for capability in agent.capabilities.keys() {
+                    *by_capability.entry(capability.as_str()).or_default() += 1.0;
+                }
+            }
+        }
+        for (capability, n) in by_capability {
+            metrics::gauge!("switchyard_agents_by_capability", "capability" => capability.to_owned())
+                .set(n);
+        }
     }
 
     /// Heartbeats and trust reach the store in one batch, never one write each.

@@ -353,8 +353,11 @@ async fn writer(backend: Arc<dyn ApplyBatch>, mut rx: mpsc::Receiver<Queued>) {
             .map(|q| ((q.op, q.request_id), q.reply))
             .unzip();
         metrics::histogram!("switchyard_store_batch_ops").record(ops.len() as f64);
+        let started = std::time::Instant::now();
         match backend.apply_batch(&ops).await {
             Ok(results) => {
+                metrics::histogram!("switchyard_store_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 backend.committed();
                 for (reply, result) in replies.into_iter().zip(results) {
                     reply.send(result);

@@ -107,8 +107,22 @@ pub struct DailyCounter {
     pub value: i64,
 }
 
+/// What `/metrics` reads from the store at each scrape: cheap aggregates
+/// over partial indexes only (unfinished jobs, pending deliveries).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreGauges {
+    /// Unfinished jobs (`waiting`, `queued`, `running`) by status.
+    pub active_jobs: Vec<(String, i64)>,
+    /// Per webhook subscription: pending deliveries and the age in seconds
+    /// of the oldest.
+    pub webhook_backlog: Vec<(Uuid, i64, f64)>,
+}
+
 #[async_trait]
 pub trait ReportStore: Send + Sync {
+    /// See [`StoreGauges`].
+    async fn gauges(&self) -> Result<StoreGauges, StoreError>;
+
     // ------------------------------------------------------------ aggregates
 
     /// A job's tasks grouped by stage, capability and status; `recent`

@@ -20,12 +20,42 @@ use crate::store::StoreError;
 use crate::store::driver::{Driver, Texts, Ts, query};
 use crate::store::reports::{
     ActiveJob, DailyCounter, ItemGroup, KeyCount, OrphanedItem, ReportStore, RetryOutcome,
-    TaskGroup, UsageGroup,
+    StoreGauges, TaskGroup, UsageGroup,
 };
 use crate::store::shared::{self, ACTIVE_TASK, FINISHABLE_JOB, TaskRow, task_columns};
 
 #[async_trait]
 impl<D: Driver> ReportStore for SqlStore<D> {
+    async fn gauges(&self) -> Result<StoreGauges, StoreError> {
+        let mut conn = self.reader().await?;
+        // Both through partial indexes: `jobs_active` (unfinished jobs) and
+        // `webhook_deliveries_due` (pending deliveries).
+        let active_jobs: Vec<(String, i64)> = query::<D>(
+            "SELECT status, count(*) FROM jobs WHERE finished_at IS NULL \
+             GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let pending: Vec<(Uuid, i64, DateTime<Utc>)> = query::<D>(
+            "SELECT webhook_id, count(*), min(created_at) FROM webhook_deliveries \
+             WHERE status = 'pending' GROUP BY webhook_id ORDER BY webhook_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let now = shared::now();
+        let webhook_backlog = pending
+            .into_iter()
+            .map(|(id, n, oldest)| {
+                let age = (now - oldest).num_milliseconds().max(0) as f64 / 1000.0;
+                (id, n, age)
+            })
+            .collect();
+        Ok(StoreGauges {
+            active_jobs,
+            webhook_backlog,
+        })
+    }
+
     async fn task_groups(
         &self,
         job_id: Uuid,
