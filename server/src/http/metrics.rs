@@ -54,132 +54,184 @@ fn process() -> &'static metrics_process::Collector {
     COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
-/// Every family the hub exports, with its help text and unit: the one list
-/// (`tests/it/metrics.rs` runs `promtool check metrics` on `/metrics`).
-fn describe() {
-    use describe_counter as counter;
-    use describe_gauge as gauge;
-    use describe_histogram as histogram;
+/// What kind of family a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    /// Rendered as a histogram (`_bucket`, `_sum`, `_count`) when its name
+    /// ends in `_seconds`, as a summary (`quantile`, `_sum`, `_count`)
+    /// otherwise.
+    Histogram,
+}
 
-    gauge!(
+/// Every family the hub exports besides `process_*`: name, kind and help
+/// text. The one list: `describe` registers it, and the tests check that
+/// `/metrics` passes `promtool check metrics` and that every dashboard and
+/// alert expression names a family from it.
+pub const FAMILIES: &[(&str, Kind, &str)] = &[
+    (
         "switchyard_build_info",
-        "Always 1; the labels say which build runs (version, commit)."
-    );
+        Kind::Gauge,
+        "Always 1; the labels say which build runs (version, commit).",
+    ),
+    (
+        "switchyard_http_requests_total",
+        Kind::Counter,
+        "HTTP requests answered, by method, route template and status.",
+    ),
+    (
+        "switchyard_http_request_duration_seconds",
+        Kind::Histogram,
+        "Time to answer an HTTP request, by method, route template and status.",
+    ),
+    (
+        "switchyard_jobs_created_total",
+        Kind::Counter,
+        "Jobs created (replays of an idempotency key not counted).",
+    ),
+    (
+        "switchyard_jobs_active",
+        Kind::Gauge,
+        "Unfinished jobs by status (waiting, queued, running), read from the store at each scrape.",
+    ),
+    (
+        "switchyard_task_transitions_total",
+        Kind::Counter,
+        "Task outcomes the dispatcher recorded, by capability and resulting status.",
+    ),
+    (
+        "switchyard_task_duration_seconds",
+        Kind::Histogram,
+        "Time from an agent's accept to the task's final outcome, by capability.",
+    ),
+    (
+        "switchyard_dispatch_latency_seconds",
+        Kind::Histogram,
+        "Time a task waited from ready to being pushed to an agent, by capability.",
+    ),
+    (
+        "switchyard_queue_depth",
+        Kind::Gauge,
+        "Tasks ready and waiting for an agent, by capability.",
+    ),
+    (
+        "switchyard_queue_oldest_seconds",
+        Kind::Gauge,
+        "Age of the oldest ready task, by capability (0 when none waits).",
+    ),
+    (
+        "switchyard_agents",
+        Kind::Gauge,
+        "Agents known to the hub, by session state.",
+    ),
+    (
+        "switchyard_agents_by_capability",
+        Kind::Gauge,
+        "Connected agents offering each capability (0 for a capability with queued work and no agent).",
+    ),
+    (
+        "switchyard_agent_trust_score",
+        Kind::Gauge,
+        "Trust of each agent, from 0 to 1, by agent name.",
+    ),
+    (
+        "switchyard_agent_in_flight",
+        Kind::Gauge,
+        "Tasks each agent holds (assigned or running), by agent name.",
+    ),
+    (
+        "switchyard_agent_heartbeat_age_seconds",
+        Kind::Gauge,
+        "Time since each agent was last heard from, by agent name.",
+    ),
+    (
+        "switchyard_agent_sessions_total",
+        Kind::Counter,
+        "Agent sessions welcomed (first connections and reconnections).",
+    ),
+    (
+        "switchyard_heartbeats_total",
+        Kind::Counter,
+        "Heartbeats received from agents.",
+    ),
+    (
+        "switchyard_agent_messages_paced_total",
+        Kind::Counter,
+        "Agent messages delayed by the per-session rate limit.",
+    ),
+    (
+        "switchyard_store_batch_ops",
+        Kind::Histogram,
+        "Operations per group-commit transaction.",
+    ),
+    (
+        "switchyard_store_commit_seconds",
+        Kind::Histogram,
+        "Time to apply and commit one group-commit transaction.",
+    ),
+    (
+        "switchyard_store_batch_retries_total",
+        Kind::Counter,
+        "Group commits that failed and were applied again op by op.",
+    ),
+    (
+        "switchyard_events_deleted_total",
+        Kind::Counter,
+        "Events deleted by retention.",
+    ),
+    (
+        "switchyard_stream_connections",
+        Kind::Gauge,
+        "Open event-stream WebSocket connections.",
+    ),
+    (
+        "switchyard_stream_lagged_total",
+        Kind::Counter,
+        "Event-stream subscribers that fell behind and were told to resume, by kind.",
+    ),
+    (
+        "switchyard_webhook_attempts_total",
+        Kind::Counter,
+        "Webhook delivery attempts, by result.",
+    ),
+    (
+        "switchyard_webhook_attempt_seconds",
+        Kind::Histogram,
+        "Time a webhook delivery attempt took.",
+    ),
+    (
+        "switchyard_webhook_backlog",
+        Kind::Gauge,
+        "Pending webhook deliveries, by subscription.",
+    ),
+    (
+        "switchyard_webhook_backlog_oldest_seconds",
+        Kind::Gauge,
+        "Age of the oldest pending delivery, by subscription.",
+    ),
+];
+
+/// Registers [`FAMILIES`] (seconds as their unit where the name says so),
+/// the process collector's families, and the build info.
+fn describe() {
+    for &(name, kind, help) in FAMILIES {
+        let seconds = name.ends_with("_seconds");
+        match (kind, seconds) {
+            (Kind::Counter, _) => describe_counter!(name, help),
+            (Kind::Gauge, true) => describe_gauge!(name, Unit::Seconds, help),
+            (Kind::Gauge, false) => describe_gauge!(name, help),
+            (Kind::Histogram, true) => describe_histogram!(name, Unit::Seconds, help),
+            (Kind::Histogram, false) => describe_histogram!(name, help),
+        }
+    }
+    process().describe();
     metrics::gauge!(
         "switchyard_build_info",
         "version" => env!("CARGO_PKG_VERSION"),
         "commit" => env!("SWITCHYARD_COMMIT"),
     )
     .set(1.0);
-    process().describe();
-
-    counter!(
-        "switchyard_http_requests_total",
-        "HTTP requests answered, by method, route template and status."
-    );
-    histogram!(
-        "switchyard_http_request_duration_seconds",
-        Unit::Seconds,
-        "Time to answer an HTTP request, by method, route template and status."
-    );
-    counter!(
-        "switchyard_jobs_created_total",
-        "Jobs created (replays of an idempotency key not counted)."
-    );
-    gauge!(
-        "switchyard_jobs_active",
-        "Unfinished jobs by status (waiting, queued, running), read from the store at each scrape."
-    );
-    counter!(
-        "switchyard_task_transitions_total",
-        "Task outcomes the dispatcher recorded, by capability and resulting status."
-    );
-    histogram!(
-        "switchyard_task_duration_seconds",
-        Unit::Seconds,
-        "Time from an agent's accept to the task's final outcome, by capability."
-    );
-    histogram!(
-        "switchyard_dispatch_latency_seconds",
-        Unit::Seconds,
-        "Time a task waited from ready to being pushed to an agent, by capability."
-    );
-    gauge!(
-        "switchyard_queue_depth",
-        "Tasks ready and waiting for an agent, by capability."
-    );
-    gauge!(
-        "switchyard_queue_oldest_seconds",
-        Unit::Seconds,
-        "Age of the oldest ready task, by capability (0 when none waits)."
-    );
-    gauge!(
-        "switchyard_agents",
-        "Agents known to the hub, by session state."
-    );
-    gauge!(
-        "switchyard_agents_by_capability",
-        "Connected agents offering each capability (0 for a capability with queued work and no agent)."
-    );
-    gauge!(
-        "switchyard_agent_trust_score",
-        "Trust of each agent, from 0 to 1, by agent name."
-    );
-    counter!(
-        "switchyard_agent_sessions_total",
-        "Agent sessions welcomed (first connections and reconnections)."
-    );
-    counter!(
-        "switchyard_heartbeats_total",
-        "Heartbeats received from agents."
-    );
-    counter!(
-        "switchyard_agent_messages_paced_total",
-        "Agent messages delayed by the per-session rate limit."
-    );
-    histogram!(
-        "switchyard_store_batch_ops",
-        "Operations per group-commit transaction."
-    );
-    histogram!(
-        "switchyard_store_commit_seconds",
-        Unit::Seconds,
-        "Time to apply and commit one group-commit transaction."
-    );
-    counter!(
-        "switchyard_store_batch_retries_total",
-        "Group commits that failed and were applied again op by op."
-    );
-    counter!(
-        "switchyard_events_deleted_total",
-        "Events deleted by retention."
-    );
-    gauge!(
-        "switchyard_stream_connections",
-        "Open event-stream WebSocket connections."
-    );
-    counter!(
-        "switchyard_stream_lagged_total",
-        "Event-stream subscribers that fell behind and were told to resume, by kind."
-    );
-    counter!(
-        "switchyard_webhook_attempts_total",
-        "Webhook delivery attempts, by result."
-    );
-    histogram!(
-        "switchyard_webhook_attempt_seconds",
-        Unit::Seconds,
-        "Time a webhook delivery attempt took."
-    );
-    gauge!(
-        "switchyard_webhook_backlog",
-        "Pending webhook deliveries, by subscription."
-    );
-    gauge!(
-        "switchyard_webhook_backlog_oldest_seconds",
-        Unit::Seconds,
-        "Age of the oldest pending delivery, by subscription."
-    );
 }
 
 /// Sets the gauges the store answers (see [`crate::store::reports::StoreGauges`]).

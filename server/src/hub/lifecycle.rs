@@ -359,6 +359,10 @@ impl Dispatcher {
             *by_state.entry(agent.state.as_str()).or_default() += 1.0;
             metrics::gauge!("switchyard_agent_trust_score", "agent" => agent.name.clone())
                 .set(agent.trust);
+            metrics::gauge!("switchyard_agent_in_flight", "agent" => agent.name.clone())
+                .set(agent.tasks.len() as f64);
+            metrics::gauge!("switchyard_agent_heartbeat_age_seconds", "agent" => agent.name.clone())
+                .set(now.saturating_duration_since(agent.last_seen).as_secs_f64());
         }
         for (state, n) in by_state {
             metrics::gauge!("switchyard_agents", "state" => state).set(n);
