@@ -4,8 +4,9 @@
 //! removed files by itself.
 //!
 //! It also stamps the build with its git commit (`SWITCHYARD_COMMIT`, the
-//! `commit` label of `switchyard_build_info`), or `unknown` outside a
-//! checkout.
+//! `commit` label of `switchyard_build_info`): the `SWITCHYARD_COMMIT` the
+//! build is given (the container build's `--build-arg`), else the
+//! checkout's `HEAD`, else `unknown`.
 fn main() {
     println!("cargo:rerun-if-changed=../migrations");
     println!("cargo:rerun-if-changed=../web");
@@ -14,14 +15,20 @@ fn main() {
             println!("cargo:rerun-if-changed={watched}");
         }
     }
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
+    println!("cargo:rerun-if-env-changed=SWITCHYARD_COMMIT");
+    let given = std::env::var("SWITCHYARD_COMMIT")
         .ok()
-        .filter(|out| out.status.success())
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned());
+        .filter(|c| !c.trim().is_empty());
+    let commit = given.or_else(|| {
+        std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    });
+    let commit = commit.unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=SWITCHYARD_COMMIT={commit}");
 }

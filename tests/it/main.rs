@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod crash;
 mod db_restart;
+mod deploy;
 mod events;
 mod metrics;
 mod monitor;
