@@ -13,6 +13,7 @@ mod config;
 mod crash;
 mod db_restart;
 mod deploy;
+mod doctor;
 mod events;
 mod metrics;
 mod monitor;

@@ -3,6 +3,7 @@
 mod agents;
 pub mod client;
 mod dev;
+mod doctor;
 mod jobs;
 mod serve;
 mod token;
@@ -30,6 +31,9 @@ pub enum Command {
     Dev(ServeArgs),
     /// Measure throughput, latency, sessions, failover and the reference pipeline.
     Bench(crate::bench::BenchArgs),
+    /// Check a setup without starting the hub: configuration, data
+    /// directory, signing secret, store and schema, listen address.
+    Doctor(ServeArgs),
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -124,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Dev(args) => dev::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Bench(args) => {
             if crate::bench::run(args).await? {
                 Ok(())

@@ -95,6 +95,43 @@ pub async fn applied_sqlite(pool: &SqlitePool) -> Result<i64, StoreError> {
     Ok(applied.unwrap_or(0))
 }
 
+/// Where the database named by `database_url` stands relative to this
+/// build, without changing it (no migration, and an SQLite file that does
+/// not exist yet is not created: `None`, the hub creates it on start).
+/// For `switchyard doctor`.
+pub async fn probe(database_url: &str) -> Result<Option<SchemaStatus>, StoreError> {
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    if super::Backend::of_url(database_url) == Some(super::Backend::Postgres) {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(TIMEOUT)
+            .connect(database_url)
+            .await?;
+        let status = status_postgres(&pool).await;
+        pool.close().await;
+        return status.map(Some);
+    }
+    let options = if database_url.starts_with("sqlite:") {
+        sqlx::sqlite::SqliteConnectOptions::from_str(database_url)?
+    } else {
+        sqlx::sqlite::SqliteConnectOptions::new().filename(database_url)
+    };
+    if !options.get_filename().exists() {
+        return Ok(None);
+    }
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(TIMEOUT)
+        .connect_with(options.read_only(true))
+        .await?;
+    let status = status_sqlite(&pool).await;
+    pool.close().await;
+    status.map(Some)
+}
+
 /// Where a Postgres database stands relative to this build.
 pub async fn status_postgres(pool: &PgPool) -> Result<SchemaStatus, StoreError> {
     Ok(SchemaStatus {

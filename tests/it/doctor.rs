@@ -1,0 +1,120 @@
+//! `switchyard doctor` on a good setup and on broken ones: each failure is
+//! named, says what to do, and makes the command exit non-zero; nothing is
+//! created or migrated.
+
+use std::path::Path;
+
+struct Doctor {
+    ok: bool,
+    out: String,
+}
+
+/// Runs `switchyard doctor ARGS` in `dir`, with only the given
+/// `SWITCHYARD_*` variables (none of the caller's, nor its DATABASE_URL).
+async fn doctor(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Doctor {
+    let mut cmd = tokio::process::Command::new(switchyard_tests::cli::binary());
+    cmd.arg("doctor").args(args).current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SWITCHYARD_") || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let output = cmd.output().await.expect("run switchyard doctor");
+    Doctor {
+        ok: output.status.success(),
+        out: format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+/// A free local port for `--listen`.
+fn free_listen() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+#[tokio::test]
+async fn a_good_setup_passes_every_check_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = doctor(dir.path(), &["--listen", &free_listen()], &[]).await;
+    assert!(run.ok, "{}", run.out);
+    for check in [
+        "configuration",
+        "data directory",
+        "signing secret",
+        "store",
+        "listen address",
+    ] {
+        assert!(
+            run.out
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(check)),
+            "no passing `{check}` in:\n{}",
+            run.out
+        );
+    }
+    assert!(run.out.contains("all 5 checks passed"), "{}", run.out);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("read dir").count(),
+        0,
+        "doctor created files"
+    );
+}
+
+#[tokio::test]
+async fn a_duration_without_a_unit_fails_the_configuration_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = doctor(dir.path(), &[], &[("SWITCHYARD_ACCEPT_TIMEOUT", "10")]).await;
+    assert!(!run.ok, "{}", run.out);
+    let line = run
+        .out
+        .lines()
+        .find(|l| l.starts_with("FAIL") && l.contains("configuration"))
+        .unwrap_or_else(|| panic!("no failing configuration check in:\n{}", run.out));
+    assert!(line.contains("ACCEPT_TIMEOUT"), "{line}");
+}
+
+#[tokio::test]
+async fn a_missing_postgres_database_fails_the_store_check_naming_it() {
+    let server = switchyard_tests::db::admin_url();
+    let base = server.rsplit_once('/').expect("a database in the URL").0;
+    let missing = format!("{base}/sy_test_doctor_missing_db");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = doctor(
+        dir.path(),
+        &["--database-url", &missing, "--listen", &free_listen()],
+        &[],
+    )
+    .await;
+    assert!(!run.ok, "{}", run.out);
+    let line = run
+        .out
+        .lines()
+        .find(|l| l.starts_with("FAIL") && l.contains("store"))
+        .unwrap_or_else(|| panic!("no failing store check in:\n{}", run.out));
+    assert!(line.contains("sy_test_doctor_missing_db"), "{line}");
+    assert!(line.contains("the database exists"), "{line}");
+    assert!(run.out.contains("1 of 5 checks failed"), "{}", run.out);
+}
+
+#[tokio::test]
+async fn a_taken_listen_address_fails_the_listen_check() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = doctor(dir.path(), &["--listen", &addr], &[]).await;
+    assert!(!run.ok, "{}", run.out);
+    let line = run
+        .out
+        .lines()
+        .find(|l| l.starts_with("FAIL") && l.contains("listen address"))
+        .unwrap_or_else(|| panic!("no failing listen check in:\n{}", run.out));
+    assert!(
+        line.contains(&addr) && line.contains("SWITCHYARD_LISTEN"),
+        "{line}"
+    );
+}
