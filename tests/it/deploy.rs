@@ -75,7 +75,7 @@ fn the_image_runs_unprivileged_with_a_health_check_and_the_readme_build() {
     let user = dockerfile
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .expect("a USER line");
     assert_ne!(user.trim(), "root");
     assert!(dockerfile.contains("VOLUME"));
