@@ -45,6 +45,7 @@ async fn a_good_setup_passes_every_check_and_creates_nothing() {
     for check in [
         "configuration",
         "data directory",
+        "disk",
         "signing secret",
         "store",
         "listen address",
@@ -57,7 +58,7 @@ async fn a_good_setup_passes_every_check_and_creates_nothing() {
             run.out
         );
     }
-    assert!(run.out.contains("all 5 checks passed"), "{}", run.out);
+    assert!(run.out.contains("all 6 checks passed"), "{}", run.out);
     assert_eq!(
         std::fs::read_dir(dir.path()).expect("read dir").count(),
         0,
@@ -98,7 +99,29 @@ async fn a_missing_postgres_database_fails_the_store_check_naming_it() {
         .unwrap_or_else(|| panic!("no failing store check in:\n{}", run.out));
     assert!(line.contains("sy_test_doctor_missing_db"), "{line}");
     assert!(line.contains("the database exists"), "{line}");
-    assert!(run.out.contains("1 of 5 checks failed"), "{}", run.out);
+    assert!(run.out.contains("1 of 6 checks failed"), "{}", run.out);
+}
+
+/// On Postgres the store's clock is compared with this machine's.
+#[tokio::test]
+async fn a_postgres_setup_also_checks_the_database_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = switchyard_tests::db::admin_url();
+    let run = doctor(
+        dir.path(),
+        &["--database-url", &url, "--listen", &free_listen()],
+        &[],
+    )
+    .await;
+    assert!(run.ok, "{}", run.out);
+    assert!(
+        run.out.lines().any(|l| l.starts_with("ok")
+            && l.contains("clock")
+            && l.contains(" ms from this machine")),
+        "{}",
+        run.out
+    );
+    assert!(run.out.contains("all 7 checks passed"), "{}", run.out);
 }
 
 #[tokio::test]

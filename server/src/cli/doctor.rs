@@ -1,5 +1,8 @@
 //! `switchyard doctor`: checks a setup without starting the hub, the way
-//! `serve` would read it (same flags, file and environment), and says for
+//! `serve` would read it (same flags, file and environment): the
+//! configuration, the data directory and its free disk, the signing secret,
+//! the store (reachable, schema version against this build, and on Postgres
+//! its clock against this machine's) and the listen address. It says for
 //! each check what is wrong and how to fix it. It changes nothing: no
 //! migration runs, no file or secret is created. Exits non-zero when a
 //! check fails.
@@ -40,8 +43,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ),
             });
             checks.push(data_dir(&settings));
+            checks.push(disk(&settings));
             checks.push(secret(&settings));
-            checks.push(store(&settings).await);
+            checks.extend(store(&settings).await);
             checks.push(listen(&settings).await);
         }
     }
@@ -154,43 +158,107 @@ fn secret(settings: &Settings) -> Check {
     }
 }
 
-async fn store(settings: &Settings) -> Check {
+/// Clocks further apart than this fail the clock check: leases, accept
+/// deadlines and event times mix the hub's clock with the database's.
+const MAX_SKEW_MS: i64 = 1_000;
+
+/// Less free space than this in the data directory fails the disk check.
+const MIN_FREE_BYTES: u64 = 512 << 20;
+
+/// The store check and, on Postgres, the clock check.
+async fn store(settings: &Settings) -> Vec<Check> {
     let shown = crate::config::settings::redact_url(&settings.database_url);
-    let (ok, says) = match migrate::probe(&settings.database_url).await {
-        Ok(None) => (
+    let check = |ok: bool, says: String| Check {
+        name: "store",
+        ok,
+        says,
+    };
+    let probe = match migrate::probe(&settings.database_url).await {
+        Ok(probe) => probe,
+        Err(e) => {
+            return vec![check(
+                false,
+                format!(
+                    "{shown}: cannot be opened ({e}): check that the server runs, the database exists and the URL's user may connect (database_url, DATABASE_URL or --database-url)"
+                ),
+            )];
+        }
+    };
+    let mut checks = vec![match probe.schema {
+        None => check(
             true,
             format!("{shown}: a new SQLite database, created on start"),
         ),
-        Ok(Some(status)) if status.applied > status.known => (
+        Some(status) if status.applied > status.known => check(
             false,
             format!(
                 "{shown}: its schema (version {}) is newer than this build knows ({}): run a newer switchyard",
                 status.applied, status.known
             ),
         ),
-        Ok(Some(status)) if status.is_current() => (
+        Some(status) if status.is_current() => check(
             true,
             format!(
                 "{shown}: reachable, schema up to date (version {})",
                 status.known
             ),
         ),
-        Ok(Some(status)) => (
+        Some(status) => check(
             true,
             format!(
                 "{shown}: reachable, schema at version {} of {}: serve applies the rest on start",
                 status.applied, status.known
             ),
         ),
+    }];
+    if let Some(skew) = probe.clock_skew_ms {
+        let ok = skew.abs() <= MAX_SKEW_MS;
+        checks.push(Check {
+            name: "clock",
+            ok,
+            says: if ok {
+                format!("the database's clock is {skew} ms from this machine's")
+            } else {
+                format!(
+                    "the database's clock is {skew} ms from this machine's (more than {MAX_SKEW_MS} ms): sync both with NTP (chrony, systemd-timesyncd)"
+                )
+            },
+        });
+    }
+    checks
+}
+
+/// Free space where the data directory is (or will be).
+fn disk(settings: &Settings) -> Check {
+    let at = settings
+        .data_dir
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(&settings.data_dir);
+    let (ok, says) = match rustix::fs::statvfs(at) {
+        Ok(fs) => {
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            let mib = free >> 20;
+            if free >= MIN_FREE_BYTES {
+                (true, format!("{mib} MiB free at {}", at.display()))
+            } else {
+                (
+                    false,
+                    format!(
+                        "only {mib} MiB free at {} (less than {} MiB): free space, or set data_dir (SWITCHYARD_DATA_DIR) on a larger disk",
+                        at.display(),
+                        MIN_FREE_BYTES >> 20
+                    ),
+                )
+            }
+        }
         Err(e) => (
             false,
-            format!(
-                "{shown}: cannot be opened ({e}): check that the server runs, the database exists and the URL's user may connect (database_url, DATABASE_URL or --database-url)"
-            ),
+            format!("cannot read the free space at {} ({e})", at.display()),
         ),
     };
     Check {
-        name: "store",
+        name: "disk",
         ok,
         says,
     }

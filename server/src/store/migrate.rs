@@ -95,11 +95,20 @@ pub async fn applied_sqlite(pool: &SqlitePool) -> Result<i64, StoreError> {
     Ok(applied.unwrap_or(0))
 }
 
-/// Where the database named by `database_url` stands relative to this
-/// build, without changing it (no migration, and an SQLite file that does
-/// not exist yet is not created: `None`, the hub creates it on start).
-/// For `switchyard doctor`.
-pub async fn probe(database_url: &str) -> Result<Option<SchemaStatus>, StoreError> {
+/// What `switchyard doctor` learns from a database without changing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// Where its schema stands; `None` for an SQLite file that does not
+    /// exist yet (the hub creates it on start).
+    pub schema: Option<SchemaStatus>,
+    /// The database server's clock minus this machine's, in milliseconds
+    /// (Postgres; `None` for SQLite, which runs on this machine's clock).
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// Probes the database named by `database_url` (see [`Probe`]): no
+/// migration runs and no file is created.
+pub async fn probe(database_url: &str) -> Result<Probe, StoreError> {
     use std::str::FromStr;
     use std::time::Duration;
 
@@ -110,9 +119,20 @@ pub async fn probe(database_url: &str) -> Result<Option<SchemaStatus>, StoreErro
             .acquire_timeout(TIMEOUT)
             .connect(database_url)
             .await?;
+        let before = chrono::Utc::now();
+        let theirs: Result<i64, sqlx::Error> =
+            sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+                .fetch_one(&pool)
+                .await;
+        let after = chrono::Utc::now();
         let status = status_postgres(&pool).await;
         pool.close().await;
-        return status.map(Some);
+        // Against the middle of the round trip.
+        let ours = before.timestamp_millis() + (after - before).num_milliseconds() / 2;
+        return Ok(Probe {
+            schema: Some(status?),
+            clock_skew_ms: Some(theirs? - ours),
+        });
     }
     let options = if database_url.starts_with("sqlite:") {
         sqlx::sqlite::SqliteConnectOptions::from_str(database_url)?
@@ -120,7 +140,10 @@ pub async fn probe(database_url: &str) -> Result<Option<SchemaStatus>, StoreErro
         sqlx::sqlite::SqliteConnectOptions::new().filename(database_url)
     };
     if !options.get_filename().exists() {
-        return Ok(None);
+        return Ok(Probe {
+            schema: None,
+            clock_skew_ms: None,
+        });
     }
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(1)
@@ -129,7 +152,10 @@ pub async fn probe(database_url: &str) -> Result<Option<SchemaStatus>, StoreErro
         .await?;
     let status = status_sqlite(&pool).await;
     pool.close().await;
-    status.map(Some)
+    Ok(Probe {
+        schema: Some(status?),
+        clock_skew_ms: None,
+    })
 }
 
 /// Where a Postgres database stands relative to this build.
