@@ -24,7 +24,8 @@ const MAX_DESCRIPTION_CHARS: usize = 1000;
 pub struct CreateWebhookRequest {
     /// Where to POST events: an absolute http or https URL.
     pub url: Option<String>,
-    /// Event types to send (see docs/events.md), or `["*"]` for all.
+    /// Event types to send (see docs/events.md), or `["*"]` for all; left
+    /// out, all of them (as Svix and the CLI do).
     pub event_types: Option<Vec<String>>,
     /// Only events of jobs carrying this label.
     pub label: Option<String>,
@@ -224,13 +225,8 @@ pub async fn validate_create(
     };
     let event_types = match body.event_types {
         Some(types) => event_types(types, &mut problems),
-        None => {
-            problems.push(FieldError::new(
-                "event_types",
-                format!("required; known types: {}", known_event_types()),
-            ));
-            Vec::new()
-        }
+        // None given means every event, as in Svix and `webhooks create`.
+        None => vec![ANY_EVENT.to_owned()],
     };
     let label = label(body.label, &mut problems);
     let description = description(body.description, &mut problems);
