@@ -34,6 +34,18 @@ pub fn promtool() -> String {
     "promtool".to_owned()
 }
 
+/// `GET /metrics`, as Prometheus would scrape it.
+async fn scrape(app: &switchyard_tests::TestApp) -> String {
+    app.client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body")
+}
+
 #[tokio::test]
 async fn metrics_pass_promtool_after_real_work() {
     let app = spawn_app(Backend::Sqlite).await;
@@ -70,15 +82,7 @@ async fn metrics_pass_promtool_after_real_work() {
     // The dispatcher's gauges follow on its next tick: wait for them.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let body = loop {
-        let body = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("body");
+        let body = scrape(&app).await;
         let missing: Vec<&str> = expected
             .iter()
             .copied()
@@ -170,15 +174,7 @@ async fn dashboards_and_alerts_name_only_exported_families() {
     use switchyard::http::metrics::FAMILIES;
 
     let app = spawn_app(Backend::Sqlite).await;
-    let body = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("body");
+    let body = scrape(&app).await;
     let mut exported: Vec<String> = FAMILIES.iter().map(|(n, _, _)| (*n).to_owned()).collect();
     exported.extend(
         body.lines()

@@ -9,7 +9,7 @@
 //! clauses, and a handful of statements whose text cannot be shared (the
 //! event append, JSON aggregates). It holds no `if` on a status, an attempt
 //! or a count: a reader who wants to know what happens when a task finishes
-//! reads `scripts/finish.rs`, once.
+//! reads `scripts/complete.rs` and `scripts/finish.rs`, once.
 //!
 //! This follows River (`riverdriver`): one interface, one thin implementation
 //! per database, and one contract suite (`tests/it/store_contract`) run

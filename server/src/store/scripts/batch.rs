@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::complete::complete_tasks;
 use super::create::create_jobs_in;
-use super::finish::{complete_tasks, fail_task};
+use super::finish::fail_task;
 use super::items::append_batch;
 use super::jobs::fetch_jobs;
 use super::tasks::{assign_tasks, extend_lease, requeue_task, start_tasks};

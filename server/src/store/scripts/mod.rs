@@ -11,6 +11,7 @@
 
 mod agents;
 mod batch;
+mod complete;
 mod create;
 mod events;
 mod finish;

@@ -186,6 +186,19 @@ pub(super) async fn assign_tasks<D: Driver>(
     Ok(results.into_iter().flatten().collect())
 }
 
+/// Ends a set-based update of held attempts (`SET ...` pushed by the
+/// caller, rows `v (v_id, v_attempt, v_agent, ...)`): one version more,
+/// only for the attempt held by that agent in a state `action` starts from,
+/// returning the tasks.
+pub(super) fn where_held<D: Driver>(q: &mut Query<D>, action: TaskAction) {
+    q.push(
+        ", version = version + 1 FROM v \
+         WHERE id = v_id AND attempt = v_attempt AND agent_id = v_agent AND status",
+    )
+    .push_in_texts(action.start_states())
+    .push(concat!(" RETURNING ", task_columns!()));
+}
+
 /// Runs a set-based task update and maps the rows it returned by task id.
 pub(super) async fn returned_tasks<D: Driver>(
     conn: &mut D::Conn,
@@ -283,13 +296,8 @@ pub(super) async fn start_tasks<D: Driver>(
     q.push("UPDATE tasks SET status = ")
         .push_bind(TaskStatus::Running.as_str())
         .push(", lease_until = v_until, updated_at = ")
-        .push_bind(Ts(at))
-        .push(
-            ", version = version + 1 FROM v \
-             WHERE id = v_id AND attempt = v_attempt AND agent_id = v_agent AND status",
-        )
-        .push_in_texts(START.start_states())
-        .push(concat!(" RETURNING ", task_columns!()));
+        .push_bind(Ts(at));
+    where_held(&mut q, START);
     let mut updated = returned_tasks::<D>(&mut *conn, q).await?;
 
     // Their input items are being validated.
