@@ -10,7 +10,7 @@
 //! * [`hub`]: the in-memory core: agent sessions, ready queues, the dispatcher.
 //! * [`auth`]: JWT verification and roles.
 //! * [`config`]: figment-merged, validated settings.
-//! * [`server`]: start-up and graceful shutdown.
+//! * [`server`]: start-up and graceful shutdown; [`reload`]: hot reload.
 
 pub mod auth;
 pub mod bench;
@@ -22,6 +22,7 @@ pub mod events;
 mod fuzz_support;
 pub mod http;
 pub mod hub;
+pub mod reload;
 pub mod report;
 pub mod server;
 pub mod state;

@@ -17,10 +17,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::secret::{SecretSource, load_or_generate};
 use crate::auth::{JwtKeys, Role};
-use crate::config::Settings;
 use crate::config::settings::redact_url;
+use crate::config::{Live, Loaded, RawConfig, Settings};
 use crate::events::EventBus;
 use crate::hub::HubHandle;
+use crate::reload::Reloader;
 use crate::state::AppState;
 use crate::store::{self, StoreError};
 
@@ -57,8 +58,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens everything and starts serving in a background task.
+    /// Opens everything and starts serving in a background task. A hub
+    /// started from settings alone has nothing to reload; see
+    /// [`Server::start_loaded`].
     pub async fn start(settings: Settings) -> Result<Server, StartError> {
+        Self::start_with(settings, Reloader::new(None, RawConfig::default())).await
+    }
+
+    /// Starts a hub that reloads from where `loaded` was read.
+    pub async fn start_loaded(loaded: Loaded) -> Result<Server, StartError> {
+        let reloader = Reloader::new(Some(loaded.source), loaded.raw);
+        Self::start_with(loaded.settings, reloader).await
+    }
+
+    async fn start_with(settings: Settings, reloader: Reloader) -> Result<Server, StartError> {
         // Install the metrics recorder before anything records: a metric
         // recorded before it exists would be lost.
         crate::http::metrics::handle();
@@ -127,11 +140,12 @@ impl Server {
         // Every background task of the hub; shutdown waits for them all
         // before it closes the store.
         let tasks = TaskTracker::new();
-        crate::webhooks::spawn(store.clone(), &settings.webhooks, &tasks, shutdown.clone())
-            .map_err(StartError::WebhookClient)?;
-        let (hub, dispatcher) =
-            HubHandle::start(store.clone(), settings.hub.clone(), shutdown.clone());
         let bus = EventBus::new(settings.events.bus_capacity);
+        let hub_settings = settings.hub.clone();
+        let live = Live::new(settings);
+        crate::webhooks::spawn(store.clone(), live.clone(), &tasks, shutdown.clone())
+            .map_err(StartError::WebhookClient)?;
+        let (hub, dispatcher) = HubHandle::start(store.clone(), hub_settings, shutdown.clone());
         bus.start_at(published);
         tasks.spawn(crate::events::pump::run(
             store.clone(),
@@ -141,13 +155,14 @@ impl Server {
         ));
         tasks.spawn(crate::events::retention::run(
             store.clone(),
-            settings.events.retention,
+            live.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(upkeep(shutdown.clone()));
         let state = AppState {
             store,
-            settings: Arc::new(settings),
+            settings: live,
+            reloader: Arc::new(reloader),
             keys: Arc::new(keys),
             hub,
             bus,
@@ -193,7 +208,7 @@ async fn serve(
     dispatcher: JoinHandle<()>,
     tasks: TaskTracker,
 ) {
-    let grace = state.settings.shutdown_grace;
+    let grace = state.settings.get().shutdown_grace;
     let app = crate::http::router(state.clone());
 
     let graceful = shutdown.clone();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::auth::JwtKeys;
-use crate::config::Settings;
+use crate::config::Live;
 use crate::events::EventBus;
 use crate::hub::HubHandle;
 use crate::store::DynStore;
@@ -12,7 +12,10 @@ use crate::store::DynStore;
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
-    pub settings: Arc<Settings>,
+    /// The configuration in force (replaced by a reload).
+    pub settings: Live,
+    /// Re-reads the configuration (SIGHUP, `POST /v1/admin/reload`).
+    pub reloader: Arc<crate::reload::Reloader>,
     pub keys: Arc<JwtKeys>,
     pub hub: HubHandle,
     /// Committed events, in order, for streams.

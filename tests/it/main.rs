@@ -18,5 +18,6 @@ mod events;
 mod metrics;
 mod monitor;
 mod nul;
+mod reload;
 mod store_contract;
 mod webhooks;

@@ -7,7 +7,7 @@ use reqwest::{Client, RequestBuilder, Response};
 use serde_json::Value;
 use switchyard::Server;
 use switchyard::auth::{JwtKeys, Role};
-use switchyard::config::{RawConfig, Settings};
+use switchyard::config::{RawConfig, Source};
 use tempfile::TempDir;
 
 /// The HS256 secret every test hub uses, so tests can mint their own tokens.
@@ -74,10 +74,17 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut RawCon
     }
 }
 
+/// The file a test hub re-reads on reload, in its data directory: the
+/// test's configuration is the base, this file goes over it.
+pub const RELOAD_FILE: &str = "switchyard.toml";
+
 async fn start(raw: RawConfig) -> Server {
     init_logging();
-    let settings = Settings::from_raw(raw).expect("test configuration is valid");
-    Server::start(settings).await.expect("the hub starts")
+    let file = raw.data_dir.join(RELOAD_FILE);
+    let loaded = Source::fixed(raw, Some(file))
+        .load()
+        .expect("test configuration is valid");
+    Server::start_loaded(loaded).await.expect("the hub starts")
 }
 
 fn init_logging() {
@@ -96,6 +103,12 @@ impl TestApp {
     /// A token for `role` whose subject is the role's name.
     pub fn token(&self, role: Role) -> String {
         self.token_for(role, role.as_str())
+    }
+
+    /// Writes the file the hub re-reads on reload (see [`RELOAD_FILE`]).
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(self.data_dir.path().join(RELOAD_FILE), toml)
+            .expect("write the config file");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -7,11 +7,17 @@ use crate::Server;
 use crate::config;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let settings = config::load(args.config.config.as_deref(), &args.overrides())?;
+    let loaded = config::Source::cli(args.config.config.as_deref(), &args.overrides()).load()?;
+    let settings = &loaded.settings;
     crate::telemetry::init(settings.log_format, &settings.log_filter);
     let data_dir = settings.data_dir.clone();
 
-    let hub = Server::start(settings)
+    // SIGHUP's default action ends the process: listen for it before the
+    // banner tells anyone the hub is up.
+    #[cfg(unix)]
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+
+    let hub = Server::start_loaded(loaded)
         .await
         .context("switchyard could not start")?;
     let base = format!("http://{}", hub.addr);
@@ -31,6 +37,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     println!("switchyard listening on {base}  (API description: {base}/v1/openapi.json)");
 
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(hangup, hub.state.clone()));
     let shutdown = hub.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -39,6 +47,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     hub.wait().await;
     Ok(())
+}
+
+/// SIGHUP re-reads the configuration (see [`crate::reload`]); the outcome
+/// is logged either way.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    hangup: std::io::Result<tokio::signal::unix::Signal>,
+    state: crate::state::AppState,
+) {
+    let Ok(mut hangup) = hangup else {
+        tracing::warn!(
+            "cannot listen for SIGHUP; use POST /v1/admin/reload to reload the configuration"
+        );
+        return;
+    };
+    loop {
+        tokio::select! {
+            received = hangup.recv() => {
+                if received.is_none() { return; }
+                tracing::info!("SIGHUP received; reloading the configuration");
+                // Refusals are logged by the reload itself.
+                let _ = state.reloader.reload(&state);
+            }
+            () = state.shutdown.cancelled() => return,
+        }
+    }
 }
 
 pub(super) async fn wait_for_signal() {

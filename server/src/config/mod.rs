@@ -5,16 +5,18 @@
 //! Validation collects every problem and names the key, the value given and
 //! what is allowed, so a bad start-up says everything wrong in one go.
 
+pub mod changes;
+mod live;
 mod raw;
 pub mod settings;
+mod source;
 
+pub use live::Live;
 pub use raw::{ConfigOverrides, RawConfig, env_paths};
 pub use settings::{JwtPublicKey, LogFormat, Settings, is_capability_name};
+pub use source::{Loaded, Source};
 
 use std::path::Path;
-
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 
 /// A configuration that cannot be used; `Display` lists every problem.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +48,8 @@ impl std::fmt::Display for Problem {
 /// The file read when no `--config` is given, from the working directory.
 pub const DEFAULT_FILE: &str = "switchyard.toml";
 
-/// Loads and validates the configuration.
+/// Loads and validates the configuration from the defaults, the file, the
+/// environment and `overrides` (see [`Source::cli`]).
 ///
 /// `config_file`: an explicit file must exist; without one, `./switchyard.toml`
 /// is read when present.
@@ -54,31 +57,7 @@ pub fn load(
     config_file: Option<&Path>,
     overrides: &ConfigOverrides,
 ) -> Result<Settings, ConfigError> {
-    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
-    match config_file {
-        Some(path) => {
-            if !path.is_file() {
-                return Err(ConfigError::Load(format!(
-                    "config file {} does not exist; pass an existing file to --config or leave it out",
-                    path.display()
-                )));
-            }
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        None if Path::new(DEFAULT_FILE).is_file() => {
-            figment = figment.merge(Toml::file_exact(DEFAULT_FILE));
-        }
-        None => {}
-    }
-    let paths = std::sync::Arc::new(env_paths());
-    let raw: RawConfig = figment
-        .merge(Env::raw().only(&["DATABASE_URL"]))
-        .merge(Env::prefixed("SWITCHYARD_").filter_map(move |key| {
-            let key = key.as_str().to_ascii_lowercase();
-            paths.get(&key).map(|path| path.clone().into())
-        }))
-        .merge(Serialized::defaults(overrides))
-        .extract()
-        .map_err(|e| ConfigError::Load(e.to_string()))?;
-    Settings::from_raw(raw)
+    Source::cli(config_file, overrides)
+        .load()
+        .map(|loaded| loaded.settings)
 }

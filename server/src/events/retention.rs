@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Live;
 use crate::store::{DynStore, StoreError};
 
 /// Events deleted per transaction.
@@ -22,9 +23,11 @@ pub const EVERY: Duration = Duration::from_secs(3600);
 /// Pause between two batches of one pass.
 pub const PAUSE: Duration = Duration::from_millis(100);
 
-/// Runs a pass now and then every [`EVERY`], until `shutdown`.
-pub async fn run(store: DynStore, retention: Duration, shutdown: CancellationToken) {
+/// Runs a pass now and then every [`EVERY`], until `shutdown`, with the
+/// retention in force at each pass.
+pub async fn run(store: DynStore, live: Live, shutdown: CancellationToken) {
     loop {
+        let retention = live.get().events.retention;
         match purge(&store, retention, &shutdown).await {
             Ok(0) => {}
             Ok(deleted) => {

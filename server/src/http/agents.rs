@@ -135,9 +135,12 @@ pub async fn connect(
             ),
         )
     })?;
-    let max = state.settings.hub.max_frame_bytes;
+    // The session keeps the hub's timings as they are now; a reload changes
+    // them for sessions that connect later.
+    let timings = state.settings.get().hub.clone();
+    let max = timings.max_frame_bytes;
     let ctx = SessionContext {
-        hub: state.hub.clone(),
+        hub: state.hub.for_session(timings),
         store: state.store.clone(),
         claims,
         shutdown: state.shutdown.clone(),

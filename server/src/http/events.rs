@@ -155,7 +155,7 @@ fn parse_label(raw: Option<String>) -> Result<Option<String>, ApiError> {
 fn sse_response(state: &AppState, feed: Feed) -> Response {
     let mut response = crate::events::sse::response(
         feed,
-        state.settings.events.keepalive,
+        state.settings.get().events.keepalive,
         state.shutdown.clone(),
     )
     .into_response();
@@ -254,7 +254,7 @@ pub async fn create_ticket(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     let claims = caller.require(Permission::Read)?.clone();
-    let (ticket, expires_at) = tickets.issue(claims, state.settings.events.ticket_ttl);
+    let (ticket, expires_at) = tickets.issue(claims, state.settings.get().events.ticket_ttl);
     let mut response = (
         StatusCode::CREATED,
         Json(StreamTicket { ticket, expires_at }),

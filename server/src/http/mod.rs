@@ -5,6 +5,7 @@
 //! id and, once known, the token subject) → CORS → metrics → authentication
 //! (records who is calling) → rate limit (keys on that) → handler.
 
+pub mod admin;
 pub mod agents;
 pub mod auth;
 pub mod dashboard;
@@ -55,6 +56,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(monitor::routes())
+        .merge(admin::routes())
 }
 
 /// Health, readiness and metrics: outside `/v1` and its rate limit.
@@ -67,21 +69,24 @@ pub fn operations() -> OpenApiRouter<AppState> {
 
 /// Builds the whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let settings = state.settings.clone();
+    let settings = state.settings.get();
 
     let (v1, _) = api().split_for_parts();
-    let mut v1 = v1
+    let v1 = v1
         .route("/v1/openapi.json", get(openapi::openapi_json))
         // One stream-ticket store per router, i.e. per hub.
-        .layer(Extension(crate::events::tickets::Tickets::default()));
-    if let Some((per_second, burst)) = settings.rate_limit
-        && let Some(limit) = rate_limit::layer(per_second, burst)
-    {
-        v1 = v1.layer(limit);
-    }
+        .layer(Extension(crate::events::tickets::Tickets::default()))
+        .layer(axum::middleware::from_fn_with_state(
+            rate_limit::RateLimit::new(state.settings.clone()),
+            rate_limit::limit,
+        ));
 
+    // Origins are read per request: a reload can change them.
+    let live = state.settings.clone();
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(settings.cors_allowed_origins.clone()))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            live.get().cors_allowed_origins.contains(origin)
+        }))
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,

@@ -19,7 +19,7 @@ use crate::http::{error, monitor};
     info(title = "Switchyard", description = "Push-based coordination hub for software agents"),
     components(schemas(error::ErrorBody, error::FieldError, monitor::ReportFormat)),
     modifiers(&BearerAuth),
-    tags((name = "jobs", description = "Submit and follow jobs"), (name = "agents", description = "Agents and their WebSocket"), (name = "operations", description = "Health and readiness"), (name = "reports", description = "Progress, stuck work, reports, daily statistics, agent health, re-runs (docs/reports.md)"), (name = "webhooks", description = "Signed webhook subscriptions, their deliveries and replays (docs/webhooks.md)"), (name = "events", description = "Job events: SSE, the WebSocket stream and its tickets (docs/events.md)")),
+    tags((name = "jobs", description = "Submit and follow jobs"), (name = "agents", description = "Agents and their WebSocket"), (name = "operations", description = "Health and readiness"), (name = "reports", description = "Progress, stuck work, reports, daily statistics, agent health, re-runs (docs/reports.md)"), (name = "webhooks", description = "Signed webhook subscriptions, their deliveries and replays (docs/webhooks.md)"), (name = "events", description = "Job events: SSE, the WebSocket stream and its tickets (docs/events.md)"), (name = "admin", description = "Running the hub: configuration reload (docs/operations.md)")),
 )]
 pub struct ApiDoc;
 

@@ -45,6 +45,8 @@ pub(crate) struct Dispatcher {
     pub inputs_held: Vec<(Uuid, Uuid, serde_json::Value)>,
     /// First-stage inputs of tasks of jobs just created.
     pub inputs: InputCache,
+    /// The timings changed: the tick interval is to be worked out again.
+    pub retick: bool,
 }
 
 impl Dispatcher {
@@ -72,7 +74,16 @@ impl Dispatcher {
             inputs_wanted: Vec::new(),
             inputs_held: Vec::new(),
             inputs: InputCache::default(),
+            retick: false,
         }
+    }
+
+    /// The timings `agent_id` was welcomed with (the dispatcher's own for
+    /// an agent it does not know).
+    pub fn timings_of(&self, agent_id: Uuid) -> &HubSettings {
+        self.agents
+            .get(&agent_id)
+            .map_or(&self.settings, |agent| &agent.timings)
     }
 
     /// How often timers are checked: a fraction of the shortest configured
@@ -106,6 +117,10 @@ impl Dispatcher {
                         self.handle_command(command);
                     }
                     self.dispatch_dirty();
+                    if std::mem::take(&mut self.retick) {
+                        tick = tokio::time::interval(self.tick_interval());
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    }
                 }
                 _ = tick.tick() => {
                     self.on_tick();
@@ -133,14 +148,11 @@ impl Dispatcher {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Register {
-                record,
-                session_id,
-                capabilities,
-                resume,
-                out,
-                reply,
-            } => self.on_register(record, session_id, capabilities, resume, out, reply),
+            Command::Register(registration) => self.on_register(registration),
+            Command::Reconfigure(settings) => {
+                self.settings = settings;
+                self.retick = true;
+            }
             Command::Seen {
                 agent_id,
                 session_id,

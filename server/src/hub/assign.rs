@@ -176,7 +176,11 @@ impl Dispatcher {
                 agent.hold(task_id, capability);
             }
             self.publish_agent(agent_id);
-            let accept_by = Utc::now() + self.settings.accept_timeout;
+            let accept_by = Utc::now()
+                + self
+                    .agents
+                    .get(&agent_id)
+                    .map_or(self.settings.accept_timeout, |a| a.timings.accept_timeout);
             let assigned = self
                 .store
                 .assign_task(task_id, expected_attempt, agent_id, accept_by);
@@ -223,7 +227,7 @@ impl Dispatcher {
                 return;
             }
         };
-        let accept_by = Instant::now() + self.settings.accept_timeout;
+        let accept_by = Instant::now() + self.timings_of(agent_id).accept_timeout;
         let (latency, capability, attempt, job_id, stage) = {
             let Some(slot) = self.tasks.get_mut(&task_id) else {
                 return;
@@ -263,7 +267,7 @@ impl Dispatcher {
             capability: capability.clone(),
             stage: stage as u32,
             input,
-            accept_by: Utc::now() + self.settings.accept_timeout,
+            accept_by: Utc::now() + agent.timings.accept_timeout,
             correlation_id: format!("{job_id}/{task_id}/{attempt}"),
         });
         if agent.push(frame(&message)) {
@@ -445,7 +449,7 @@ impl Dispatcher {
     }
 
     pub fn on_started(&mut self, agent_id: Uuid, task: Task) {
-        let lease_until = Instant::now() + self.settings.lease;
+        let lease_until = Instant::now() + self.timings_of(agent_id).lease;
         if let Some(slot) = self.tasks.get_mut(&task.id)
             && slot.state != SlotState::Finishing
         {
@@ -459,7 +463,7 @@ impl Dispatcher {
     }
 
     pub fn on_lease_extended(&mut self, agent_id: Uuid, task_id: Uuid, attempt: i32) {
-        let lease_until = Instant::now() + self.settings.lease;
+        let lease_until = Instant::now() + self.timings_of(agent_id).lease;
         if let Some(slot) = self.tasks.get_mut(&task_id)
             && slot.attempt == attempt
             && slot.state.holder() == Some(agent_id)
@@ -493,6 +497,7 @@ impl Dispatcher {
     /// A released result was refused as transient: the agent holds the task
     /// again (it sends the result again) under a fresh lease.
     pub fn on_reheld(&mut self, agent_id: Uuid, task_id: Uuid, attempt: i32) {
+        let lease = self.timings_of(agent_id).lease;
         let Some(slot) = self.tasks.get_mut(&task_id) else {
             return;
         };
@@ -501,7 +506,7 @@ impl Dispatcher {
         }
         slot.state = SlotState::Running {
             agent: agent_id,
-            lease_until: Instant::now() + self.settings.lease,
+            lease_until: Instant::now() + lease,
         };
         let capability = slot.capability.clone();
         if let Some(agent) = self.agents.get_mut(&agent_id) {

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::DrainError;
+use crate::config::settings::HubSettings;
 use crate::domain::{AgentHealth, AgentRecord, Task, TaskOutcome};
 use crate::store::StoreError;
 
@@ -49,16 +50,23 @@ pub(crate) struct CapabilityLimits {
     pub input_schema: Option<Arc<jsonschema::Validator>>,
 }
 
+/// A session that completed `hello`, for the dispatcher to welcome.
+pub(crate) struct Registration {
+    pub record: AgentRecord,
+    pub session_id: Uuid,
+    /// The session's timings (see `HubHandle::for_session`).
+    pub timings: Arc<HubSettings>,
+    pub capabilities: HashMap<String, CapabilityLimits>,
+    pub resume: Vec<TaskRef>,
+    pub out: mpsc::Sender<Outbound>,
+    pub reply: oneshot::Sender<(Welcome, Vec<ResumedTask>)>,
+}
+
 pub(crate) enum Command {
     /// A session completed `hello` and the agent is registered in the store.
-    Register {
-        record: AgentRecord,
-        session_id: Uuid,
-        capabilities: HashMap<String, CapabilityLimits>,
-        resume: Vec<TaskRef>,
-        out: mpsc::Sender<Outbound>,
-        reply: oneshot::Sender<(Welcome, Vec<ResumedTask>)>,
-    },
+    Register(Registration),
+    /// A configuration reload changed the hub's timings.
+    Reconfigure(Arc<HubSettings>),
     /// The session queued its `welcome` frame (see `AgentEntry::welcomed`).
     Welcomed {
         agent_id: Uuid,

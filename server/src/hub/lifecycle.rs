@@ -4,27 +4,28 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use switchyard_agent::protocol::{HubMessage, PROTOCOL_VERSION, Shutdown, TaskRef, Welcome};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::DrainError;
 use super::actor::Dispatcher;
 use super::assign::{Retry, frame};
-use super::command::{CapabilityLimits, Outbound, ResumedTask};
+use super::command::{Outbound, Registration, ResumedTask};
 use super::registry::{AgentEntry, SlotState, TaskSlot};
-use crate::domain::{AgentHealth, AgentRecord, AgentSessionState, AgentSnapshot, Task, TaskStatus};
+use crate::domain::{AgentHealth, AgentSessionState, AgentSnapshot, Task, TaskStatus};
 
 impl Dispatcher {
-    pub fn on_register(
-        &mut self,
-        record: AgentRecord,
-        session_id: Uuid,
-        capabilities: HashMap<String, CapabilityLimits>,
-        resume: Vec<TaskRef>,
-        out: mpsc::Sender<Outbound>,
-        reply: oneshot::Sender<(Welcome, Vec<ResumedTask>)>,
-    ) {
+    pub fn on_register(&mut self, registration: Registration) {
+        let Registration {
+            record,
+            session_id,
+            timings,
+            capabilities,
+            resume,
+            out,
+            reply,
+        } = registration;
         let now = Instant::now();
         let agent_id = record.id;
         if let Some(old) = self.agents.get(&agent_id)
@@ -56,6 +57,7 @@ impl Dispatcher {
             load: 0.0,
             last_seen: now,
             last_heartbeat_at: Some(Utc::now()),
+            timings: timings.clone(),
             dirty: true,
         };
 
@@ -83,12 +85,12 @@ impl Dispatcher {
                     slot.state = if running {
                         SlotState::Running {
                             agent: agent_id,
-                            lease_until: now + self.settings.lease,
+                            lease_until: now + timings.lease,
                         }
                     } else {
                         SlotState::Assigned {
                             agent: agent_id,
-                            accept_by: now + self.settings.accept_timeout,
+                            accept_by: now + timings.accept_timeout,
                         }
                     };
                 }
@@ -119,9 +121,9 @@ impl Dispatcher {
             protocol: PROTOCOL_VERSION,
             agent_id,
             session_id,
-            heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
-            lease_ms: self.settings.lease.as_millis() as u64,
-            accept_timeout_ms: self.settings.accept_timeout.as_millis() as u64,
+            heartbeat_interval_ms: timings.heartbeat_interval.as_millis() as u64,
+            lease_ms: timings.lease.as_millis() as u64,
+            accept_timeout_ms: timings.accept_timeout.as_millis() as u64,
             resumed: resumed
                 .iter()
                 .map(|r| TaskRef {
@@ -211,7 +213,7 @@ impl Dispatcher {
             return; // an older session, already replaced
         }
         agent.out = None;
-        let until = Instant::now() + self.settings.reconnect_grace;
+        let until = Instant::now() + agent.timings.reconnect_grace;
         let state = if clean && agent.tasks.is_empty() {
             AgentSessionState::Disconnected
         } else {
@@ -254,22 +256,22 @@ impl Dispatcher {
         let mut fails = Vec::new();
         for slot in self.tasks.values() {
             match slot.state {
-                SlotState::Assigned { accept_by, .. } if accept_by <= now => {
+                SlotState::Assigned { accept_by, agent } if accept_by <= now => {
                     fails.push((
                         slot.id,
                         format!(
                             "not accepted within the accept timeout ({:?})",
-                            self.settings.accept_timeout
+                            self.timings_of(agent).accept_timeout
                         ),
                         Retry::Backoff,
                     ));
                 }
-                SlotState::Running { lease_until, .. } if lease_until <= now => {
+                SlotState::Running { lease_until, agent } if lease_until <= now => {
                     fails.push((
                         slot.id,
                         format!(
                             "lease expired: no progress within {:?}",
-                            self.settings.lease
+                            self.timings_of(agent).lease
                         ),
                         Retry::Backoff,
                     ));
@@ -283,7 +285,7 @@ impl Dispatcher {
                         slot.id,
                         format!(
                             "agent {name} was lost and did not resume the task within {:?}",
-                            self.settings.reconnect_grace
+                            self.timings_of(agent).reconnect_grace
                         ),
                         Retry::Immediately,
                     ));
@@ -296,14 +298,16 @@ impl Dispatcher {
             self.hub_fail(task_id, error, retry);
         }
 
-        let deadline = self.settings.heartbeat_interval * self.settings.heartbeat_misses;
-        let silent: Vec<Uuid> = self
+        let silent: Vec<(Uuid, std::time::Duration)> = self
             .agents
             .values()
-            .filter(|a| a.out.is_some() && now.saturating_duration_since(a.last_seen) > deadline)
-            .map(|a| a.id)
+            .filter_map(|a| {
+                let deadline = a.timings.heartbeat_interval * a.timings.heartbeat_misses;
+                (a.out.is_some() && now.saturating_duration_since(a.last_seen) > deadline)
+                    .then_some((a.id, deadline))
+            })
             .collect();
-        for agent_id in silent {
+        for (agent_id, deadline) in silent {
             let session_id = self.agents.get(&agent_id).map(|agent| {
                 if let Some(out) = &agent.out {
                     let bye = HubMessage::Shutdown(Shutdown {

@@ -83,6 +83,8 @@ pub struct HubHandle {
     pub queues: Arc<DashMap<String, QueueStats>>,
     /// Compiled input schemas per capability, for submit-time validation.
     pub schemas: Arc<schema::SchemaRegistry>,
+    /// The timings this handle's holder goes by: the dispatcher's at start,
+    /// a session's own from when it connected (see [`Self::for_session`]).
     pub settings: Arc<HubSettings>,
 }
 
@@ -105,6 +107,22 @@ impl HubHandle {
         let dispatcher = actor::Dispatcher::new(store, handle.clone(), tx, rx);
         let task = tokio::spawn(dispatcher.run(shutdown));
         (handle, task)
+    }
+
+    /// A handle for a session that connects now, with the timings in force:
+    /// the session, its `welcome` and the dispatcher's view of its agent
+    /// keep them for the whole session, whatever a reload changes later.
+    pub fn for_session(&self, settings: HubSettings) -> HubHandle {
+        HubHandle {
+            settings: Arc::new(settings),
+            ..self.clone()
+        }
+    }
+
+    /// Reloaded timings: the dispatcher uses them for its own timers and
+    /// for sessions that connect from now on.
+    pub fn reconfigure(&self, settings: HubSettings) {
+        self.send(Command::Reconfigure(Arc::new(settings)));
     }
 
     pub(crate) fn send(&self, command: Command) {

@@ -34,6 +34,9 @@ pub(crate) struct AgentEntry {
     pub last_seen: Instant,
     pub last_heartbeat_at: Option<DateTime<Utc>>,
     /// Changed since the last snapshot was written.
+    /// The timings this agent's session was welcomed with: its liveness,
+    /// leases and accept deadlines go by them, whatever a reload changes.
+    pub timings: std::sync::Arc<crate::config::settings::HubSettings>,
     pub dirty: bool,
 }
 

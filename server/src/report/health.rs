@@ -64,7 +64,8 @@ pub async fn health(state: &AppState, now: DateTime<Utc>) -> Result<AgentsHealth
         .iter()
         .map(|h| (h.as_str().to_owned(), 0))
         .collect();
-    let late = Duration::from_std(state.settings.hub.heartbeat_interval * 2).unwrap_or_default();
+    let late =
+        Duration::from_std(state.settings.get().hub.heartbeat_interval * 2).unwrap_or_default();
     let mut attention = Vec::new();
     let mut served: HashSet<String> = HashSet::new();
     for record in &records {
@@ -107,7 +108,7 @@ pub async fn health(state: &AppState, now: DateTime<Utc>) -> Result<AgentsHealth
             reasons.push(format!(
                 "no heartbeat for {}s (interval {}s)",
                 heartbeat.map_or(0, |h| (now - h).num_seconds()),
-                state.settings.hub.heartbeat_interval.as_secs()
+                state.settings.get().hub.heartbeat_interval.as_secs()
             ));
         }
         match session {

@@ -54,13 +54,21 @@ pub struct Sweep {
 /// Runs the monitor until `shutdown` fires.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let started = Instant::now();
-    let mut tick = tokio::time::interval(state.settings.monitor.interval);
+    let mut every = state.settings.get().monitor.interval;
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned: HashSet<Uuid> = HashSet::new();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        // A reload may have changed the interval (the thresholds are read
+        // by each sweep).
+        if state.settings.get().monitor.interval != every {
+            every = state.settings.get().monitor.interval;
+            tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         match sweep(&state, started.elapsed(), Utc::now()).await {
             Ok(done) if done != Sweep::default() => {
@@ -89,12 +97,14 @@ pub async fn sweep(
     now: DateTime<Utc>,
 ) -> Result<Sweep, StoreError> {
     let mut done = Sweep::default();
-    let margin = state.settings.hub.reconnect_grace + state.settings.monitor.stuck_grace;
+    let margin =
+        state.settings.get().hub.reconnect_grace + state.settings.get().monitor.stuck_grace;
     if uptime >= margin {
         let cutoff = now - chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::MAX);
         done.tasks_recovered = recover_tasks(state, cutoff).await?;
     }
-    let grace = chrono::Duration::from_std(state.settings.monitor.stuck_grace).unwrap_or_default();
+    let grace =
+        chrono::Duration::from_std(state.settings.get().monitor.stuck_grace).unwrap_or_default();
     for item in state.store.orphaned_items(now - grace, SWEEP_LIMIT).await? {
         if let Some(task) = state.store.requeue_item(item.item_id).await? {
             tracing::info!(job_id = %item.job_id, item_id = %item.item_id, task_id = %task.id,
@@ -132,7 +142,7 @@ async fn recover_tasks(state: &AppState, cutoff: DateTime<Utc>) -> Result<usize,
             attempt: task.attempt,
             agent_id: None,
             error,
-            retry: Some(state.settings.hub.retry),
+            retry: Some(state.settings.get().hub.retry),
         };
         match state.store.fail_task(failure).await {
             Ok(outcome) => {
@@ -153,7 +163,7 @@ async fn recover_tasks(state: &AppState, cutoff: DateTime<Utc>) -> Result<usize,
 }
 
 async fn time_out_jobs(state: &AppState, now: DateTime<Utc>) -> Result<usize, StoreError> {
-    let timeout = state.settings.monitor.job_timeout;
+    let timeout = state.settings.get().monitor.job_timeout;
     let cutoff = now - chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
     let mut failed = 0;
     for job in state.store.active_jobs(1000).await? {

@@ -117,8 +117,8 @@ fn served(state: &AppState) -> HashSet<String> {
 
 /// Lists what is stuck now.
 pub async fn list(state: &AppState, now: DateTime<Utc>) -> Result<StuckReport, StoreError> {
-    let m = &state.settings.monitor;
-    let recover_after = state.settings.hub.reconnect_grace + m.stuck_grace;
+    let m = &state.settings.get().monitor;
+    let recover_after = state.settings.get().hub.reconnect_grace + m.stuck_grace;
     let settings = StuckSettings {
         stuck_after_seconds: m.stuck_after.as_secs_f64(),
         recover_after_seconds: recover_after.as_secs_f64(),
@@ -187,7 +187,7 @@ pub async fn list(state: &AppState, now: DateTime<Utc>) -> Result<StuckReport, S
 
 /// Unfinished jobs idle for `stuck_after` or past `job_timeout`, with reasons.
 pub async fn stuck_jobs(state: &AppState, now: DateTime<Utc>) -> Result<Vec<StuckJob>, StoreError> {
-    let m = &state.settings.monitor;
+    let m = &state.settings.get().monitor;
     let stuck_after = Duration::from_std(m.stuck_after).unwrap_or(Duration::MAX);
     let timeout = Duration::from_std(m.job_timeout).unwrap_or(Duration::MAX);
     let served = served(state);

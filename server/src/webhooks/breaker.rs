@@ -53,6 +53,13 @@ impl Hosts {
         }
     }
 
+    /// New limits (a configuration reload); hosts keep their state.
+    pub fn set_limits(&mut self, max_in_flight: u32, threshold: u32, cooldown: Duration) {
+        self.max_in_flight = max_in_flight.max(1);
+        self.threshold = threshold.max(1);
+        self.cooldown = cooldown;
+    }
+
     /// How many more attempts may start for `host` at `now`.
     pub fn capacity(&self, host: &str, now: Instant) -> u32 {
         let Some(h) = self.hosts.get(host) else {

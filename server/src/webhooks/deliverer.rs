@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::Client;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -79,7 +79,11 @@ impl Deliverer {
 
     /// Runs until `shutdown`. Attempts still running then are dropped; their
     /// claims expire and they are sent again (same `webhook-id`).
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut settings: watch::Receiver<Arc<crate::config::Settings>>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             let next = match self.dispatch().await {
                 Ok(next) => next,
@@ -98,12 +102,38 @@ impl Deliverer {
                 }
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep_until(next) => {}
+                Ok(()) = settings.changed() => {
+                    let webhooks = settings.borrow_and_update().webhooks.clone();
+                    self.configure(webhooks);
+                }
             }
             // Collect everything else that finished meanwhile.
             while let Some(done) = self.running.try_join_next() {
                 self.finished(done);
             }
         }
+    }
+
+    /// Applies reloaded settings: a new client (timeout, address policy),
+    /// new per-host limits; attempts already running finish as they are.
+    fn configure(&mut self, webhooks: WebhookSettings) {
+        if *self.settings == webhooks {
+            return;
+        }
+        match send::client(&webhooks) {
+            Ok(client) => self.client = client,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build a webhook client from the reloaded settings; keeping the previous ones");
+                return;
+            }
+        }
+        self.policy = AddressPolicy::new(&webhooks);
+        self.hosts.set_limits(
+            webhooks.max_in_flight,
+            webhooks.breaker_threshold,
+            webhooks.breaker_cooldown,
+        );
+        self.settings = Arc::new(webhooks);
     }
 
     fn finished(&mut self, done: Result<(String, bool), tokio::task::JoinError>) {

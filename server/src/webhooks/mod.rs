@@ -43,6 +43,7 @@ use tokio_util::task::TaskTracker;
 
 pub use config::{RawWebhookConfig, WebhookSettings};
 
+use crate::config::Live;
 use crate::store::DynStore;
 
 /// The current time in microseconds, the precision both databases store.
@@ -53,16 +54,19 @@ pub fn now() -> DateTime<Utc> {
 /// Starts the tailer and the deliverer on `tasks`; both stop when
 /// `shutdown` fires. Fails (and starts nothing) when the HTTP client cannot
 /// be built: a hub that accepts webhook subscriptions must deliver them.
+/// The deliverer follows `live`: a reload that changes the `[webhooks]`
+/// section rebuilds its HTTP client and limits before the next attempt.
 pub fn spawn(
     store: DynStore,
-    settings: &WebhookSettings,
+    live: Live,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> reqwest::Result<()> {
-    let settings = Arc::new(settings.clone());
+    let settings = Arc::new(live.get().webhooks.clone());
     let client = send::client(&settings)?;
     let queued = Arc::new(Notify::new());
     tasks.spawn(tailer::run(store.clone(), queued.clone(), shutdown.clone()));
-    tasks.spawn(deliverer::Deliverer::new(store, settings, client, queued).run(shutdown));
+    let deliverer = deliverer::Deliverer::new(store, settings, client, queued);
+    tasks.spawn(deliverer.run(live.subscribe(), shutdown));
     Ok(())
 }

@@ -50,8 +50,12 @@ pub enum Outbound {
 /// authenticate with its first message.
 pub async fn serve(socket: WebSocket, state: AppState, claims: Option<Claims>) {
     let (sink, mut stream) = socket.split();
-    let (out, out_rx) = mpsc::channel(state.settings.events.stream_buffer);
-    let writer = tokio::spawn(write_loop(sink, out_rx, state.settings.events.keepalive));
+    let (out, out_rx) = mpsc::channel(state.settings.get().events.stream_buffer);
+    let writer = tokio::spawn(write_loop(
+        sink,
+        out_rx,
+        state.settings.get().events.keepalive,
+    ));
 
     let claims = match claims {
         Some(claims) => Some(claims),

@@ -84,7 +84,7 @@ pub async fn create_batch(
                 "must be 1 to 255 characters",
             ));
         }
-        match create::validate(draft, &state.settings, &claims.sub, key) {
+        match create::validate(draft, &state.settings.get(), &claims.sub, key) {
             Ok(job) => {
                 if let Some(first) = job.pipeline.first() {
                     let input = crate::domain::job::stage0_input(

@@ -128,7 +128,7 @@ pub async fn create_job(
     let claims = caller.require(Permission::Operate)?;
     let key = idempotency_key(req.headers())?;
     let draft = create::read_body(req).await?;
-    let new_job = create::validate(draft, &state.settings, &claims.sub, key)?;
+    let new_job = create::validate(draft, &state.settings.get(), &claims.sub, key)?;
     // A first stage whose input no registered agent would accept is refused now, not later.
     // The dispatcher keeps the input it checks here, to push the task
     // without reading it back.

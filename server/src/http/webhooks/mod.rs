@@ -81,7 +81,7 @@ async fn load(state: &AppState, raw_id: &str) -> Result<Webhook, ApiError> {
 }
 
 fn policy(state: &AppState) -> AddressPolicy {
-    AddressPolicy::new(&state.settings.webhooks)
+    AddressPolicy::new(&state.settings.get().webhooks)
 }
 
 /// Subscribe a URL to events. The answer holds the signing secret, once.
@@ -202,7 +202,7 @@ pub async fn rotate_secret(
 ) -> Result<Json<WebhookView>, ApiError> {
     caller.require(Permission::Admin)?;
     let id = parse_id("webhook", &id)?;
-    let overlap = chrono::Duration::from_std(state.settings.webhooks.rotation_overlap)
+    let overlap = chrono::Duration::from_std(state.settings.get().webhooks.rotation_overlap)
         .unwrap_or(chrono::Duration::days(1));
     let webhook = state
         .store

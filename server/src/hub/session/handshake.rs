@@ -18,7 +18,7 @@ use crate::config::is_capability_name;
 use crate::domain::storable::{NUL_PROBLEM, nul_path_in_json};
 use crate::domain::{AgentRegistration, CapabilityRecord};
 use crate::hub::assign::frame;
-use crate::hub::command::{CapabilityLimits, Command, Outbound};
+use crate::hub::command::{CapabilityLimits, Command, Outbound, Registration};
 use crate::hub::schema::compile;
 
 /// Refuses the connection: an `error` frame naming the problem, then a close.
@@ -146,14 +146,15 @@ pub(super) async fn handshake(
     let agent_id = record.id;
     let session_id = Uuid::now_v7();
     let (reply, welcome) = oneshot::channel();
-    ctx.hub.send(Command::Register {
+    ctx.hub.send(Command::Register(Registration {
         record,
         session_id,
+        timings: ctx.hub.settings.clone(),
         capabilities: limits,
         resume: hello.resume.clone(),
         out: out.clone(),
         reply,
-    });
+    }));
     let Ok((welcome, resumed)) = welcome.await else {
         return refuse(
             &out,
