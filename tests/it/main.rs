@@ -20,4 +20,5 @@ mod monitor;
 mod nul;
 mod reload;
 mod store_contract;
+mod traces;
 mod webhooks;

@@ -89,7 +89,12 @@ async fn start(raw: RawConfig) -> Server {
 
 fn init_logging() {
     let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into());
-    switchyard::telemetry::init(switchyard::config::LogFormat::Pretty, &filter);
+    // The subscriber is global: a test process installs it once and keeps it.
+    if let Ok(telemetry) =
+        switchyard::telemetry::init(switchyard::config::LogFormat::Pretty, &filter, None)
+    {
+        std::mem::forget(telemetry);
+    }
 }
 
 impl TestApp {

@@ -14,7 +14,11 @@ use crate::config;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = config::load(args.config.config.as_deref(), &args.overrides())?;
-    crate::telemetry::init(settings.log_format, &settings.log_filter);
+    let _telemetry = crate::telemetry::init(
+        settings.log_format,
+        &settings.log_filter,
+        settings.otlp_endpoint.as_deref(),
+    )?;
     let hub = Server::start(settings)
         .await
         .context("switchyard could not start")?;

@@ -9,7 +9,11 @@ use crate::config;
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let loaded = config::Source::cli(args.config.config.as_deref(), &args.overrides()).load()?;
     let settings = &loaded.settings;
-    crate::telemetry::init(settings.log_format, &settings.log_filter);
+    let _telemetry = crate::telemetry::init(
+        settings.log_format,
+        &settings.log_filter,
+        settings.otlp_endpoint.as_deref(),
+    )?;
     let data_dir = settings.data_dir.clone();
 
     // SIGHUP's default action ends the process: listen for it before the

@@ -56,6 +56,9 @@ pub struct RawConfig {
     pub log_format: String,
     /// A tracing `EnvFilter` directive, e.g. `info,switchyard=debug`.
     pub log_filter: String,
+    /// OTLP/HTTP collector to export traces to, e.g. `http://127.0.0.1:4318`;
+    /// empty: no traces.
+    pub otlp_endpoint: String,
     /// Origins allowed by CORS; none by default.
     pub cors_allowed_origins: Vec<String>,
     /// Largest accepted request body.
@@ -131,6 +134,7 @@ impl Default for RawConfig {
             jwt_public_key_algorithm: "RS256".into(),
             log_format: "pretty".into(),
             log_filter: "info".into(),
+            otlp_endpoint: String::new(),
             cors_allowed_origins: Vec::new(),
             max_body_bytes: 25 * 1024 * 1024,
             rate_limit_per_second: 100,

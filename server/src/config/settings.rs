@@ -35,6 +35,8 @@ pub struct Settings {
     pub jwt_public_key: Option<JwtPublicKey>,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// Where traces go (`<endpoint>/v1/traces`); `None`: not exported.
+    pub otlp_endpoint: Option<String>,
     pub cors_allowed_origins: Vec<axum::http::HeaderValue>,
     pub max_body_bytes: usize,
     /// `None` disables rate limiting.
@@ -194,6 +196,21 @@ impl Settings {
             );
         }
 
+        let otlp_endpoint = match raw.otlp_endpoint.trim() {
+            "" => None,
+            url if url.starts_with("http://") && url.len() > "http://".len() => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            url => {
+                bad(
+                    "otlp_endpoint",
+                    &url,
+                    "an OTLP/HTTP collector base URL such as http://127.0.0.1:4318 (plain HTTP: run the collector next to the hub; leave it empty for no traces)",
+                );
+                None
+            }
+        };
+
         let mut cors_allowed_origins = Vec::new();
         for origin in &raw.cors_allowed_origins {
             let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
@@ -343,6 +360,7 @@ impl Settings {
             jwt_public_key,
             log_format,
             log_filter: raw.log_filter,
+            otlp_endpoint,
             cors_allowed_origins,
             max_body_bytes: raw.max_body_bytes as usize,
             rate_limit,

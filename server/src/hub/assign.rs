@@ -270,6 +270,13 @@ impl Dispatcher {
             accept_by: Utc::now() + agent.timings.accept_timeout,
             correlation_id: format!("{job_id}/{task_id}/{attempt}"),
         });
+        if crate::telemetry::links::enabled() {
+            // The task's place in its job's trace; the agent's frames about
+            // it are its children.
+            let span = tracing::info_span!("dispatch", %job_id, %task_id, %agent_id, attempt, stage, capability = %capability, agent = %agent.name, waited_ms = latency.as_millis() as u64);
+            crate::telemetry::links::follow(&span, job_id);
+            crate::telemetry::links::remember(task_id, &span);
+        }
         if agent.push(frame(&message)) {
             metrics::histogram!("switchyard_dispatch_latency_seconds", "capability" => capability)
                 .record(latency.as_secs_f64());

@@ -248,6 +248,9 @@ impl Deliverer {
             job_id = delivery.job_id.map(tracing::field::display),
             attempt = delivery.attempts + 1,
         );
+        if let Some(job_id) = delivery.job_id {
+            crate::telemetry::links::follow(&span, job_id);
+        }
         self.running.spawn(
             async move {
                 let sent = send::attempt(&client, &settings, policy, &delivery).await;

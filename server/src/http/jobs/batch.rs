@@ -121,6 +121,7 @@ pub async fn create_batch(
         .into_iter()
         .map(|created| match created.outcome {
             CreateJobOutcome::Created(job) => {
+                crate::telemetry::links::remember(job.id, &tracing::Span::current());
                 if job.status == JobStatus::Queued {
                     queued += 1;
                 }

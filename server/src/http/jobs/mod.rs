@@ -151,6 +151,7 @@ pub async fn create_job(
     match created.outcome {
         CreateJobOutcome::Created(job) => {
             tracing::info!(job_id = %job.id, status = %job.status, "job created");
+            crate::telemetry::links::remember(job.id, &tracing::Span::current());
             state.hub.created_ready(created.ready, inputs);
             metrics::counter!("switchyard_jobs_created_total").increment(1);
             let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).ok();

@@ -11,6 +11,7 @@ use switchyard_agent::protocol::{
     Ack, AgentMessage, Complete, Decline, Fail, HubMessage, ItemMessage, Progress, TaskRef,
     parse_agent_message,
 };
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::in_flight::{Done, MAX_IN_FLIGHT};
@@ -95,6 +96,17 @@ impl Session {
         None
     }
 
+    /// The span of one frame about `task_id`, a child of the task's
+    /// dispatch span when traces are exported (disabled otherwise).
+    fn frame_span(&self, kind: &'static str, task_id: Uuid) -> tracing::Span {
+        if !crate::telemetry::links::enabled() {
+            return tracing::Span::none();
+        }
+        let span = tracing::info_span!("agent_frame", kind, %task_id, agent_id = %self.agent_id);
+        crate::telemetry::links::follow(&span, task_id);
+        span
+    }
+
     async fn handle(&mut self, text: &str) {
         let message = match parse_agent_message(text) {
             Ok(message) => message,
@@ -128,12 +140,30 @@ impl Session {
                     at: Utc::now(),
                 });
             }
-            AgentMessage::Accept(task) => self.accept(task),
-            AgentMessage::Progress(p) => self.progress(p),
-            AgentMessage::Item(item) => self.item(item),
-            AgentMessage::Complete(c) => self.complete(c).await,
-            AgentMessage::Fail(f) => self.fail(f),
-            AgentMessage::Decline(d) => self.decline(d),
+            AgentMessage::Accept(task) => {
+                let _span = self.frame_span("accept", task.task_id).entered();
+                self.accept(task)
+            }
+            AgentMessage::Progress(p) => {
+                let _span = self.frame_span("progress", p.task_id).entered();
+                self.progress(p)
+            }
+            AgentMessage::Item(item) => {
+                let _span = self.frame_span("item", item.task_id).entered();
+                self.item(item)
+            }
+            AgentMessage::Complete(c) => {
+                let span = self.frame_span("complete", c.task_id);
+                self.complete(c).instrument(span).await
+            }
+            AgentMessage::Fail(f) => {
+                let _span = self.frame_span("fail", f.task_id).entered();
+                self.fail(f)
+            }
+            AgentMessage::Decline(d) => {
+                let _span = self.frame_span("decline", d.task_id).entered();
+                self.decline(d)
+            }
             AgentMessage::Drain(_) => self.hub.send(Command::Drain {
                 agent_id: self.agent_id,
                 reply: None,
