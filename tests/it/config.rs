@@ -110,3 +110,36 @@ async fn the_hub_refuses_a_schema_newer_than_it_knows() {
         "{message}"
     );
 }
+
+#[test]
+fn secrets_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = dir.path().join("jwt_secret");
+    std::fs::write(&jwt, format!("{}\n", "j".repeat(40))).unwrap();
+    let keys = dir.path().join("webhook_keys");
+    std::fs::write(&keys, format!("{}\n{}\n", "a".repeat(32), "b".repeat(32))).unwrap();
+    let settings = load_toml(&format!(
+        "jwt_secret_file = {:?}\n[webhooks]\nsecret_keys_file = {:?}\n",
+        jwt.display().to_string(),
+        keys.display().to_string()
+    ))
+    .unwrap();
+    assert_eq!(
+        settings.jwt_secret.as_deref(),
+        Some("j".repeat(40).as_str())
+    );
+    assert!(settings.webhooks.sealer.is_on());
+
+    let err = load_toml(
+        "jwt_secret_file = \"/nonexistent/jwt\"\n[webhooks]\nsecret_keys = [\"short\"]\n",
+    )
+    .unwrap_err();
+    for named in [
+        "`jwt_secret_file`",
+        "/nonexistent/jwt",
+        "`webhooks.secret_keys`",
+        "at least 32",
+    ] {
+        assert!(err.contains(named), "{named} in {err}");
+    }
+}

@@ -8,6 +8,7 @@
 pub mod changes;
 mod live;
 mod raw;
+mod secrets;
 pub mod settings;
 mod source;
 

@@ -48,6 +48,10 @@ pub struct RawConfig {
     pub pool_size: u32,
     /// HS256 secret; generated into the data directory when empty.
     pub jwt_secret: String,
+    /// A file holding `jwt_secret` (Docker and Kubernetes secrets).
+    pub jwt_secret_file: Option<PathBuf>,
+    /// A file holding the password of a `postgres://` `database_url`.
+    pub database_password_file: Option<PathBuf>,
     /// Optional PEM public key accepted besides the HS256 secret.
     pub jwt_public_key_file: Option<PathBuf>,
     /// `RS256` or `EdDSA`, for `jwt_public_key_file`.
@@ -130,6 +134,8 @@ impl Default for RawConfig {
             data_dir: PathBuf::from("."),
             pool_size: 10,
             jwt_secret: String::new(),
+            jwt_secret_file: None,
+            database_password_file: None,
             jwt_public_key_file: None,
             jwt_public_key_algorithm: "RS256".into(),
             log_format: "pretty".into(),

@@ -104,8 +104,9 @@ pub fn is_capability_name(s: &str) -> bool {
 
 impl Settings {
     /// Validates every value; returns all problems at once.
-    pub fn from_raw(raw: RawConfig) -> Result<Settings, ConfigError> {
+    pub fn from_raw(mut raw: RawConfig) -> Result<Settings, ConfigError> {
         let mut problems = Vec::new();
+        super::secrets::read_files(&mut raw, &mut problems);
         let mut bad = |key: &'static str, value: &dyn std::fmt::Display, allowed: &str| {
             problems.push(Problem {
                 key,

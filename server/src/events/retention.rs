@@ -24,10 +24,12 @@ pub const EVERY: Duration = Duration::from_secs(3600);
 pub const PAUSE: Duration = Duration::from_millis(100);
 
 /// Runs a pass now and then every [`EVERY`], until `shutdown`, with the
-/// retention in force at each pass.
+/// retentions in force at each pass: events, and finished webhook
+/// deliveries with their attempts (`webhooks.delivery_retention`).
 pub async fn run(store: DynStore, live: Live, shutdown: CancellationToken) {
     loop {
-        let retention = live.get().events.retention;
+        let settings = live.get();
+        let retention = settings.events.retention;
         match purge(&store, retention, &shutdown).await {
             Ok(0) => {}
             Ok(deleted) => {
@@ -35,6 +37,16 @@ pub async fn run(store: DynStore, live: Live, shutdown: CancellationToken) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "event retention failed; retrying at the next pass")
+            }
+        }
+        let retention = settings.webhooks.delivery_retention;
+        match purge_deliveries(&store, retention, &shutdown).await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                tracing::info!(deleted, retention = ?retention, "deleted old webhook deliveries");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook delivery retention failed; retrying at the next pass")
             }
         }
         tokio::select! {
@@ -51,15 +63,48 @@ pub async fn purge(
     retention: Duration,
     shutdown: &CancellationToken,
 ) -> Result<u64, StoreError> {
+    let deleted = in_batches(retention, shutdown, |cutoff| {
+        store.delete_events_before(cutoff, BATCH)
+    })
+    .await?;
+    metrics::counter!("switchyard_events_deleted_total").increment(deleted);
+    Ok(deleted)
+}
+
+/// One pass over webhook deliveries: deletes the delivered and failed ones
+/// last changed more than `retention` ago, with their attempts.
+pub async fn purge_deliveries(
+    store: &DynStore,
+    retention: Duration,
+    shutdown: &CancellationToken,
+) -> Result<u64, StoreError> {
+    let deleted = in_batches(retention, shutdown, |cutoff| {
+        store.delete_webhook_deliveries_before(cutoff, BATCH)
+    })
+    .await?;
+    metrics::counter!("switchyard_webhook_deliveries_deleted_total").increment(deleted);
+    Ok(deleted)
+}
+
+/// Calls `delete(cutoff)` until it deletes less than a batch, pausing
+/// between batches; returns the total.
+async fn in_batches<F, Fut>(
+    retention: Duration,
+    shutdown: &CancellationToken,
+    delete: F,
+) -> Result<u64, StoreError>
+where
+    F: Fn(chrono::DateTime<Utc>) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, StoreError>>,
+{
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let cutoff = Utc::now()
         .checked_sub_signed(retention)
         .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
     let mut total = 0;
     loop {
-        let deleted = store.delete_events_before(cutoff, BATCH).await?;
+        let deleted = delete(cutoff).await?;
         total += deleted;
-        metrics::counter!("switchyard_events_deleted_total").increment(deleted);
         if deleted < u64::from(BATCH) {
             return Ok(total);
         }

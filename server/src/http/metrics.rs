@@ -181,6 +181,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Events deleted by retention.",
     ),
     (
+        "switchyard_webhook_deliveries_deleted_total",
+        Kind::Counter,
+        "Finished webhook deliveries (with their attempts) deleted by retention.",
+    ),
+    (
         "switchyard_stream_connections",
         Kind::Gauge,
         "Open event-stream WebSocket connections.",

@@ -52,6 +52,24 @@ pub trait WebhookStore: Send + Sync {
         previous_expires_at: DateTime<Utc>,
     ) -> Result<Webhook, StoreError>;
 
+    /// Stores `new` as a subscription's secrets (sealed differently, same
+    /// secrets) if they are still `old`; false when they changed meanwhile
+    /// (a rotation) or the subscription is gone.
+    async fn reseal_webhook_secrets(
+        &self,
+        id: Uuid,
+        old: &SigningKeys,
+        new: &SigningKeys,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes up to `limit` delivered or failed deliveries (their attempts
+    /// go with them) last changed before `before`; returns how many.
+    async fn delete_webhook_deliveries_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
     /// The sequence number up to which the tailer has matched events.
     async fn webhook_cursor(&self) -> Result<i64, StoreError>;
 

@@ -2,11 +2,13 @@
 //! (file, `SWITCHYARD_WEBHOOKS_*` environment variables) and their validation
 //! into [`WebhookSettings`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Problem;
+use crate::webhooks::sealing::{MIN_KEY_LEN, Sealer};
 
 /// The `[webhooks]` section as written; see `docs/webhooks.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +34,14 @@ pub struct RawWebhookConfig {
     pub breaker_threshold: u32,
     /// How long an open breaker waits before it lets one probe through.
     pub breaker_cooldown: String,
+    /// Keys that encrypt signing secrets at rest (see `sealing`): the first
+    /// seals, all open. Empty: secrets are stored plain.
+    pub secret_keys: Vec<String>,
+    /// A file with one such key per line (for Docker and Kubernetes secrets),
+    /// read after `secret_keys`.
+    pub secret_keys_file: Option<PathBuf>,
+    /// Finished deliveries (and their attempts) older than this are deleted.
+    pub delivery_retention: String,
 }
 
 impl Default for RawWebhookConfig {
@@ -48,6 +58,9 @@ impl Default for RawWebhookConfig {
             max_in_flight: 16,
             breaker_threshold: 5,
             breaker_cooldown: "30s".into(),
+            secret_keys: Vec::new(),
+            secret_keys_file: None,
+            delivery_retention: "30d".into(),
         }
     }
 }
@@ -65,6 +78,9 @@ pub struct WebhookSettings {
     pub max_in_flight: u32,
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
+    /// Seals and opens signing secrets.
+    pub sealer: Sealer,
+    pub delivery_retention: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -83,6 +99,7 @@ impl WebhookSettings {
     /// Validates `raw`, pushing one [`Problem`] per bad value (keys are
     /// named `webhooks.<key>`).
     pub fn from_raw(raw: &RawWebhookConfig, problems: &mut Vec<Problem>) -> WebhookSettings {
+        let sealer = Sealer::new(&secret_keys(raw, problems));
         let mut duration =
             |key: &'static str, value: &str, min: Duration, max: Duration, fallback: Duration| {
                 match humantime::parse_duration(value) {
@@ -130,6 +147,13 @@ impl WebhookSettings {
             Duration::from_secs(3600),
             Duration::from_secs(30),
         );
+        let delivery_retention = duration(
+            "webhooks.delivery_retention",
+            &raw.delivery_retention,
+            Duration::from_secs(1),
+            Duration::from_secs(3650 * DAY),
+            Duration::from_secs(30 * DAY),
+        );
         let mut retry_schedule = Vec::new();
         for entry in &raw.retry_schedule {
             retry_schedule.push(duration(
@@ -162,6 +186,7 @@ impl WebhookSettings {
         };
         let max_in_flight = count("webhooks.max_in_flight", raw.max_in_flight, 1000);
         let breaker_threshold = count("webhooks.breaker_threshold", raw.breaker_threshold, 1000);
+
         WebhookSettings {
             allow_loopback: raw.allow_loopback,
             allow_private: raw.allow_private,
@@ -172,8 +197,42 @@ impl WebhookSettings {
             max_in_flight,
             breaker_threshold,
             breaker_cooldown,
+            sealer,
+            delivery_retention,
         }
     }
+}
+
+/// `secret_keys`, then the lines of `secret_keys_file`; each long enough.
+fn secret_keys(raw: &RawWebhookConfig, problems: &mut Vec<Problem>) -> Vec<String> {
+    let mut keys = raw.secret_keys.clone();
+    if let Some(path) = &raw.secret_keys_file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty())
+                    .map(str::to_owned),
+            ),
+            Err(e) => problems.push(Problem {
+                key: "webhooks.secret_keys_file",
+                value: path.display().to_string(),
+                allowed: format!("a readable file with one key per line ({e})"),
+            }),
+        }
+    }
+    for key in &keys {
+        if key.chars().count() < MIN_KEY_LEN {
+            problems.push(Problem {
+                key: "webhooks.secret_keys",
+                value: format!("<{} characters>", key.chars().count()),
+                allowed: format!(
+                    "keys of at least {MIN_KEY_LEN} characters, e.g. from `openssl rand -base64 32`"
+                ),
+            });
+        }
+    }
+    keys
 }
 
 #[cfg(test)]

@@ -51,6 +51,9 @@ pub struct Deliverer {
     targets_at: Option<Instant>,
     running: JoinSet<(String, bool)>,
     wake: Arc<Notify>,
+    /// Secrets are to be re-sealed under the current key (at start, and
+    /// after a reload changed the keys).
+    reseal: bool,
 }
 
 impl Deliverer {
@@ -74,6 +77,7 @@ impl Deliverer {
             targets_at: None,
             running: JoinSet::new(),
             wake,
+            reseal: true,
         }
     }
 
@@ -85,6 +89,20 @@ impl Deliverer {
         shutdown: CancellationToken,
     ) {
         loop {
+            if std::mem::take(&mut self.reseal) {
+                match super::sealing::reseal_all(&self.store, &self.settings.sealer).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        resealed = n,
+                        key = self.settings.sealer.current_key_id().unwrap_or_default(),
+                        "webhook secrets re-sealed under the current key"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not re-seal webhook secrets; retrying");
+                        self.reseal = true;
+                    }
+                }
+            }
             let next = match self.dispatch().await {
                 Ok(next) => next,
                 Err(e) => {
@@ -128,6 +146,7 @@ impl Deliverer {
             }
         }
         self.policy = AddressPolicy::new(&webhooks);
+        self.reseal |= webhooks.sealer != self.settings.sealer;
         self.hosts.set_limits(
             webhooks.max_in_flight,
             webhooks.breaker_threshold,

@@ -29,6 +29,7 @@ pub mod matching;
 pub mod model;
 pub mod replay;
 pub mod retry;
+pub mod sealing;
 pub mod send;
 pub mod signing;
 pub mod tailer;

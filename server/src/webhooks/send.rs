@@ -7,8 +7,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, USER_AGE
 use reqwest::{Client, StatusCode, redirect};
 
 use super::config::WebhookSettings;
-use super::model::{AttemptOutcome, AttemptRecord, ClaimedDelivery, message_id};
+use super::model::{AttemptOutcome, AttemptRecord, ClaimedDelivery, SigningKeys, message_id};
 use super::retry::{next_attempt_at, parse_retry_after};
+use super::sealing::{SealError, Sealer};
 use super::signing::signature_header;
 use super::target::{AddressPolicy, GuardedResolver};
 
@@ -48,7 +49,16 @@ pub async fn attempt(
     let msg_id = message_id(delivery.event_seq, delivery.webhook_id);
     let timestamp = started_at.timestamp();
 
-    let answer = match prepare(client, policy, delivery, &msg_id, timestamp, started_at).await {
+    let prepared = match open_keys(&settings.sealer, &delivery.keys) {
+        Ok(keys) => {
+            prepare(
+                client, policy, delivery, &keys, &msg_id, timestamp, started_at,
+            )
+            .await
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let answer = match prepared {
         Ok(request) => request
             .send()
             .await
@@ -126,11 +136,25 @@ pub async fn attempt(
     }
 }
 
+/// The plain secrets of stored (possibly sealed) `keys`.
+fn open_keys(sealer: &Sealer, keys: &SigningKeys) -> Result<SigningKeys, SealError> {
+    Ok(SigningKeys {
+        current: sealer.open(&keys.current)?,
+        previous: keys
+            .previous
+            .as_deref()
+            .map(|p| sealer.open(p))
+            .transpose()?,
+        previous_expires_at: keys.previous_expires_at,
+    })
+}
+
 /// The signed request, or why it cannot be made.
 async fn prepare(
     client: &Client,
     policy: AddressPolicy,
     delivery: &ClaimedDelivery,
+    keys: &SigningKeys,
     msg_id: &str,
     timestamp: i64,
     now: chrono::DateTime<chrono::Utc>,
@@ -149,13 +173,8 @@ async fn prepare(
             .await
             .map_err(|e| e.to_string())?;
     }
-    let signature = signature_header(
-        &delivery.keys.active(now),
-        msg_id,
-        timestamp,
-        &delivery.body,
-    )
-    .map_err(|e| format!("{e}; rotate the secret to repair it"))?;
+    let signature = signature_header(&keys.active(now), msg_id, timestamp, &delivery.body)
+        .map_err(|e| format!("{e}; rotate the secret to repair it"))?;
     let mut request = client
         .post(url)
         .header(CONTENT_TYPE, "application/json")

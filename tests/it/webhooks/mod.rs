@@ -29,6 +29,7 @@ mod api;
 mod delivery;
 mod receiver;
 mod recovery;
+mod secrets;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -95,11 +95,12 @@ pub struct WebhookView {
 }
 
 impl WebhookView {
-    pub fn new(w: Webhook, with_secret: bool) -> Self {
+    /// The view of `w`; `secret` (plain) only in the answers that made it.
+    pub fn new(w: Webhook, secret: Option<String>) -> Self {
         let now = Utc::now();
         Self {
             previous_secret_expires_at: w.keys.previous_expires_at.filter(|at| *at > now),
-            secret: with_secret.then(|| w.keys.current.clone()),
+            secret,
             id: w.id,
             url: w.url,
             event_types: w.event_types,

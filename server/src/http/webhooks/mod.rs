@@ -100,6 +100,9 @@ pub async fn create_webhook(
     let claims = caller.require(Permission::Admin)?;
     let ApiJson(body) = body?;
     let valid = validate_create(body, &policy(&state)).await?;
+    // Stored sealed (see `webhooks::sealing`); shown plain, once, below.
+    let secret = generate_secret();
+    let sealed = state.settings.get().webhooks.sealer.seal(&secret);
     let webhook = state
         .store
         .create_webhook(NewWebhook {
@@ -109,13 +112,17 @@ pub async fn create_webhook(
             label: valid.label,
             description: valid.description,
             enabled: valid.enabled,
-            secret: generate_secret(),
+            secret: sealed,
             created_by: claims.sub.clone(),
         })
         .await?;
     tracing::info!(webhook_id = %webhook.id, url = %webhook.url, "webhook created");
     let location = HeaderValue::from_str(&format!("/v1/webhooks/{}", webhook.id)).ok();
-    let mut response = (StatusCode::CREATED, Json(WebhookView::new(webhook, true))).into_response();
+    let mut response = (
+        StatusCode::CREATED,
+        Json(WebhookView::new(webhook, Some(secret))),
+    )
+        .into_response();
     if let Some(location) = location {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -135,7 +142,7 @@ pub async fn list_webhooks(
     Ok(Json(WebhookList {
         webhooks: webhooks
             .into_iter()
-            .map(|w| WebhookView::new(w, false))
+            .map(|w| WebhookView::new(w, None))
             .collect(),
     }))
 }
@@ -150,7 +157,7 @@ pub async fn get_webhook(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     caller.require(Permission::Admin)?;
-    Ok(Json(WebhookView::new(load(&state, &id).await?, false)))
+    Ok(Json(WebhookView::new(load(&state, &id).await?, None)))
 }
 
 /// Change a subscription; `enabled: true` re-enables a disabled one.
@@ -171,7 +178,7 @@ pub async fn update_webhook(
     patch.changed_by = claims.sub.clone();
     let webhook = state.store.update_webhook(id, patch).await?;
     tracing::info!(webhook_id = %webhook.id, enabled = webhook.enabled, "webhook updated");
-    Ok(Json(WebhookView::new(webhook, false)))
+    Ok(Json(WebhookView::new(webhook, None)))
 }
 
 /// Delete a subscription with its delivery log.
@@ -202,14 +209,17 @@ pub async fn rotate_secret(
 ) -> Result<Json<WebhookView>, ApiError> {
     caller.require(Permission::Admin)?;
     let id = parse_id("webhook", &id)?;
-    let overlap = chrono::Duration::from_std(state.settings.get().webhooks.rotation_overlap)
+    let settings = state.settings.get();
+    let overlap = chrono::Duration::from_std(settings.webhooks.rotation_overlap)
         .unwrap_or(chrono::Duration::days(1));
+    let secret = generate_secret();
+    let sealed = settings.webhooks.sealer.seal(&secret);
     let webhook = state
         .store
-        .rotate_webhook_secret(id, generate_secret(), Utc::now() + overlap)
+        .rotate_webhook_secret(id, sealed, Utc::now() + overlap)
         .await?;
     tracing::info!(webhook_id = %id, "webhook secret rotated");
-    Ok(Json(WebhookView::new(webhook, true)))
+    Ok(Json(WebhookView::new(webhook, Some(secret))))
 }
 
 fn encode_cursor(id: Uuid) -> String {

@@ -24,7 +24,8 @@ use crate::store::webhooks::{
 };
 use crate::webhooks::model::{
     AttemptEffect, AttemptOutcome, AttemptRecord, ClaimedDelivery, Delivery, DeliveryStatus,
-    DueDelivery, NewDelivery, NewWebhook, Webhook, WebhookPatch, disable_reason, disabled_event,
+    DueDelivery, NewDelivery, NewWebhook, SigningKeys, Webhook, WebhookPatch, disable_reason,
+    disabled_event,
 };
 
 async fn last_seq<D: Driver>(conn: &mut D::Conn) -> Result<i64, StoreError> {
@@ -164,6 +165,49 @@ impl<D: Driver> WebhookStore for SqlStore<D> {
         save::<D>(&mut tx, &webhook).await?;
         D::commit(tx).await?;
         Ok(webhook)
+    }
+
+    async fn reseal_webhook_secrets(
+        &self,
+        id: Uuid,
+        old: &SigningKeys,
+        new: &SigningKeys,
+    ) -> Result<bool, StoreError> {
+        let mut tx = D::begin(&self.write).await?;
+        let updated = query::<D>(
+            "UPDATE webhooks SET secret = $2, previous_secret = $3 \
+             WHERE id = $1 AND secret = $4 AND COALESCE(previous_secret, '') = COALESCE($5, '')",
+        )
+        .bind(id)
+        .bind(&new.current)
+        .bind(&new.previous)
+        .bind(&old.current)
+        .bind(&old.previous)
+        .execute(&mut *tx)
+        .await?;
+        D::commit(tx).await?;
+        Ok(updated == 1)
+    }
+
+    async fn delete_webhook_deliveries_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        // Attempts go by `ON DELETE CASCADE` (SQLite enforces foreign keys:
+        // sqlx turns them on for every connection).
+        let mut tx = D::begin(&self.write).await?;
+        let deleted = query::<D>(
+            "DELETE FROM webhook_deliveries WHERE id IN \
+             (SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND updated_at < $1 \
+              ORDER BY updated_at LIMIT $2)",
+        )
+        .bind(Ts(before))
+        .bind(i64::from(limit.max(1)))
+        .execute(&mut *tx)
+        .await?;
+        D::commit(tx).await?;
+        Ok(deleted)
     }
 
     async fn webhook_cursor(&self) -> Result<i64, StoreError> {
