@@ -141,3 +141,56 @@ async fn a_taken_listen_address_fails_the_listen_check() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn webhooks_checks_each_target_and_says_whether_secrets_are_sealed() {
+    use reqwest::Method;
+    use serde_json::json;
+
+    let app = switchyard_tests::spawn_app_with(switchyard_tests::Backend::Sqlite, |raw| {
+        raw.webhooks.allow_loopback = true;
+    })
+    .await;
+    let live = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let live_url = format!("http://{}/hook", live.local_addr().expect("addr"));
+    // Port 1 (tcpmux) is reserved and never served on a test machine.
+    let dead_url = "http://127.0.0.1:1/hook".to_owned();
+    for url in [&live_url, &dead_url] {
+        let res = app
+            .admin(Method::POST, "/v1/webhooks")
+            .json(&json!({"url": url}))
+            .send()
+            .await
+            .expect("create webhook");
+        assert_eq!(res.status(), 201);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = app.database_url.clone();
+    let args = [
+        "--webhooks",
+        "--database-url",
+        &database_url,
+        "--listen",
+        &free_listen(),
+    ];
+    let env = [("SWITCHYARD_WEBHOOKS_ALLOW_LOOPBACK", "true")];
+    let run = doctor(dir.path(), &args, &env).await;
+    assert!(!run.ok, "one target is down: {}", run.out);
+    let line = |prefix: &str, needle: &str| {
+        run.out
+            .lines()
+            .find(|l| l.starts_with(prefix) && l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{prefix}` line with {needle} in:\n{}", run.out))
+            .to_owned()
+    };
+    assert!(line("ok", &live_url).contains("accepts connections"));
+    assert!(line("FAIL", &dead_url).contains("disable the subscription"));
+    assert!(line("ok", "webhook secrets").contains("webhooks.secret_keys"));
+
+    // Without --webhooks, targets are not contacted, and the setup passes.
+    let run = doctor(dir.path(), &args[1..], &env).await;
+    assert!(run.ok, "{}", run.out);
+    assert!(!run.out.contains("webhook target"), "{}", run.out);
+}

@@ -2,16 +2,21 @@
 //! `serve` would read it (same flags, file and environment): the
 //! configuration, the data directory and its free disk, the signing secret,
 //! the store (reachable, schema version against this build, and on Postgres
-//! its clock against this machine's) and the listen address. It says for
+//! its clock against this machine's), whether webhook secrets are sealed,
+//! the listen address and, with `--webhooks`, whether each enabled
+//! webhook target accepts a connection. It says for
 //! each check what is wrong and how to fix it. It changes nothing: no
 //! migration runs, no file or secret is created. Exits non-zero when a
 //! check fails.
 
 use std::path::Path;
 
-use super::ServeArgs;
+use std::time::Duration;
+
+use super::DoctorArgs;
 use crate::config::{self, Settings};
-use crate::store::migrate;
+use crate::store::migrate::{self, WebhookTarget};
+use crate::webhooks::target::{AddressPolicy, parse_url};
 
 /// One check's verdict.
 struct Check {
@@ -20,7 +25,8 @@ struct Check {
     says: String,
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(doctor: DoctorArgs) -> anyhow::Result<()> {
+    let args = doctor.serve;
     let mut checks = Vec::new();
     match config::load(args.config.config.as_deref(), &args.overrides()) {
         Err(e) => checks.push(Check {
@@ -45,8 +51,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             checks.push(data_dir(&settings));
             checks.push(disk(&settings));
             checks.push(secret(&settings));
-            checks.extend(store(&settings).await);
+            let (store, targets) = store(&settings).await;
+            checks.extend(store);
+            checks.extend(sealed(&settings, &targets));
             checks.push(listen(&settings).await);
+            if doctor.webhooks {
+                for target in &targets {
+                    checks.push(reachable(&settings, target).await);
+                }
+            }
         }
     }
     let mut failed = 0;
@@ -165,8 +178,9 @@ const MAX_SKEW_MS: i64 = 1_000;
 /// Less free space than this in the data directory fails the disk check.
 const MIN_FREE_BYTES: u64 = 512 << 20;
 
-/// The store check and, on Postgres, the clock check.
-async fn store(settings: &Settings) -> Vec<Check> {
+/// The store check and, on Postgres, the clock check; and the enabled
+/// webhook subscriptions found.
+async fn store(settings: &Settings) -> (Vec<Check>, Vec<WebhookTarget>) {
     let shown = crate::config::settings::redact_url(&settings.database_url);
     let check = |ok: bool, says: String| Check {
         name: "store",
@@ -176,15 +190,13 @@ async fn store(settings: &Settings) -> Vec<Check> {
     let probe = match migrate::probe(&settings.database_url).await {
         Ok(probe) => probe,
         Err(e) => {
-            return vec![check(
-                false,
-                format!(
-                    "{shown}: cannot be opened ({e}): check that the server runs, the database exists and the URL's user may connect (database_url, DATABASE_URL or --database-url)"
-                ),
-            )];
+            let says = format!(
+                "{shown}: cannot be opened ({e}): check that the server runs, the database exists and the URL's user may connect (database_url, DATABASE_URL or --database-url)"
+            );
+            return (vec![check(false, says)], Vec::new());
         }
     };
-    let mut checks = vec![match probe.schema {
+    let mut checks = vec![match &probe.schema {
         None => check(
             true,
             format!("{shown}: a new SQLite database, created on start"),
@@ -225,7 +237,86 @@ async fn store(settings: &Settings) -> Vec<Check> {
             },
         });
     }
-    checks
+    (checks, probe.webhooks)
+}
+
+/// Whether the subscriptions' signing secrets are sealed at rest, and can
+/// be opened with the configured keys.
+fn sealed(settings: &Settings, targets: &[WebhookTarget]) -> Option<Check> {
+    if targets.is_empty() {
+        return None;
+    }
+    let plain = targets.iter().filter(|t| !t.sealed).count();
+    let n = targets.len();
+    let (ok, says) = match (settings.webhooks.sealer.is_on(), plain) {
+        (true, 0) => (true, format!("{n} subscriptions, every secret sealed")),
+        (true, _) => (
+            true,
+            format!("{plain} of {n} secrets are stored plain: serve seals them on start"),
+        ),
+        (false, p) if p == n => (
+            true,
+            format!(
+                "{n} secrets are stored plain: set webhooks.secret_keys (or secret_keys_file) to seal them at rest (docs/webhooks.md)"
+            ),
+        ),
+        (false, _) => (
+            false,
+            format!(
+                "{} of {n} secrets are sealed but webhooks.secret_keys is empty: their deliveries cannot be signed; configure the keys they were sealed with",
+                n - plain
+            ),
+        ),
+    };
+    Some(Check {
+        name: "webhook secrets",
+        ok,
+        says,
+    })
+}
+
+/// How long a webhook target has to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether `target` resolves to an allowed address that accepts a TCP
+/// connection (nothing is sent).
+async fn reachable(settings: &Settings, target: &WebhookTarget) -> Check {
+    let check = |ok: bool, says: String| Check {
+        name: "webhook target",
+        ok,
+        says: format!("{} ({}): {says}", target.url, target.id),
+    };
+    let Ok(url) = parse_url(&target.url) else {
+        return check(
+            false,
+            "not a valid URL: update or delete the subscription".into(),
+        );
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return check(
+            false,
+            "has no host: update or delete the subscription".into(),
+        );
+    };
+    let policy = AddressPolicy::new(&settings.webhooks);
+    let addrs = match policy.resolve(host, port).await {
+        Ok(addrs) => addrs,
+        Err(e) => return check(false, format!("{e}")),
+    };
+    let mut last = String::from("no address");
+    for addr in addrs {
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => return check(true, format!("{addr} accepts connections")),
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: no answer within {CONNECT_TIMEOUT:?}"),
+        }
+    }
+    check(
+        false,
+        format!(
+            "cannot connect ({last}): start the receiver, or disable the subscription (PATCH /v1/webhooks/{{id}} with enabled=false)"
+        ),
+    )
 }
 
 /// Free space where the data directory is (or will be).

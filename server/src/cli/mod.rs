@@ -33,7 +33,7 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Check a setup without starting the hub: configuration, data
     /// directory, signing secret, store and schema, listen address.
-    Doctor(ServeArgs),
+    Doctor(DoctorArgs),
     /// Manage access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -89,6 +89,15 @@ pub struct ServeArgs {
     /// Log format: pretty or json [env: SWITCHYARD_LOG_FORMAT].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Also connect to every enabled webhook subscription's target.
+    #[arg(long)]
+    pub webhooks: bool,
 }
 
 #[derive(Debug, Subcommand)]

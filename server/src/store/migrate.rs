@@ -96,7 +96,7 @@ pub async fn applied_sqlite(pool: &SqlitePool) -> Result<i64, StoreError> {
 }
 
 /// What `switchyard doctor` learns from a database without changing it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     /// Where its schema stands; `None` for an SQLite file that does not
     /// exist yet (the hub creates it on start).
@@ -104,7 +104,24 @@ pub struct Probe {
     /// The database server's clock minus this machine's, in milliseconds
     /// (Postgres; `None` for SQLite, which runs on this machine's clock).
     pub clock_skew_ms: Option<i64>,
+    /// The enabled webhook subscriptions (empty before the webhooks schema).
+    pub webhooks: Vec<WebhookTarget>,
 }
+
+/// An enabled subscription's target, as `doctor` checks it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WebhookTarget {
+    pub id: uuid::Uuid,
+    pub url: String,
+    /// Whether its signing secret is sealed (see `webhooks::sealing`).
+    pub sealed: bool,
+}
+
+/// The schema version that created the `webhooks` table.
+const WEBHOOKS_VERSION: i64 = 4;
+
+/// Enabled subscriptions, read without changing anything.
+const WEBHOOK_TARGETS: &str = "SELECT id, url, secret LIKE 'sealed:v1:%' AS sealed FROM webhooks WHERE enabled ORDER BY created_at";
 
 /// Probes the database named by `database_url` (see [`Probe`]): no
 /// migration runs and no file is created.
@@ -126,12 +143,19 @@ pub async fn probe(database_url: &str) -> Result<Probe, StoreError> {
                 .await;
         let after = chrono::Utc::now();
         let status = status_postgres(&pool).await;
+        let webhooks = match &status {
+            Ok(s) if s.applied >= WEBHOOKS_VERSION => {
+                sqlx::query_as(WEBHOOK_TARGETS).fetch_all(&pool).await?
+            }
+            _ => Vec::new(),
+        };
         pool.close().await;
         // Against the middle of the round trip.
         let ours = before.timestamp_millis() + (after - before).num_milliseconds() / 2;
         return Ok(Probe {
             schema: Some(status?),
             clock_skew_ms: Some(theirs? - ours),
+            webhooks,
         });
     }
     let options = if database_url.starts_with("sqlite:") {
@@ -143,6 +167,7 @@ pub async fn probe(database_url: &str) -> Result<Probe, StoreError> {
         return Ok(Probe {
             schema: None,
             clock_skew_ms: None,
+            webhooks: Vec::new(),
         });
     }
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
@@ -151,10 +176,17 @@ pub async fn probe(database_url: &str) -> Result<Probe, StoreError> {
         .connect_with(options.read_only(true))
         .await?;
     let status = status_sqlite(&pool).await;
+    let webhooks = match &status {
+        Ok(s) if s.applied >= WEBHOOKS_VERSION => {
+            sqlx::query_as(WEBHOOK_TARGETS).fetch_all(&pool).await?
+        }
+        _ => Vec::new(),
+    };
     pool.close().await;
     Ok(Probe {
         schema: Some(status?),
         clock_skew_ms: None,
+        webhooks,
     })
 }
 
