@@ -101,12 +101,22 @@ pub(crate) fn build_request(url: &str, token: &str) -> Result<Request, AgentErro
     Ok(request)
 }
 
+/// Bytes read or written per socket call.
+const BUFFER_BYTES: usize = 8 * 1024;
+
 /// Opens the WebSocket. A 401/403 answer to the upgrade is
 /// [`AgentError::Unauthorized`] (permanent); anything else is
 /// [`AgentError::Connection`] (retried).
 pub(crate) async fn open(request: Request, timeout: Duration) -> Result<WsStream, AgentError> {
     // `disable_nagle`: frames are small and latency matters more than packing.
-    let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
+    // Small buffers: tungstenite's default 128 KiB read buffer, zeroed per
+    // connection, made a process running thousands of agents spend most of
+    // its time clearing memory; frames larger than the buffer still arrive
+    // whole (the buffer is the size of one read, not a limit).
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(BUFFER_BYTES)
+        .write_buffer_size(BUFFER_BYTES);
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     match tokio::time::timeout(timeout, connecting).await {
         Err(_) => Err(AgentError::Connection(format!(
             "no WebSocket upgrade within {timeout:?}"

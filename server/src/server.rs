@@ -124,13 +124,10 @@ impl Server {
             _ => None,
         };
 
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|error| StartError::Bind {
-                    addr: settings.listen,
-                    error,
-                })?;
+        let listener = listen(settings.listen).map_err(|error| StartError::Bind {
+            addr: settings.listen,
+            error,
+        })?;
         let addr = listener.local_addr().map_err(|error| StartError::Bind {
             addr: settings.listen,
             error,
@@ -253,6 +250,25 @@ async fn serve(
     }
     state.store.close().await;
     tracing::info!("switchyard stopped");
+}
+
+/// Connections waiting to be accepted (the kernel caps it at
+/// `net.core.somaxconn`).
+const BACKLOG: u32 = 4096;
+
+/// The listening socket, with a backlog for a reconnect storm: with the
+/// usual 1024 (or 128), a node's death sends thousands of agents at once,
+/// the SYNs beyond the backlog are dropped, and those agents only retry
+/// after TCP's one-second retransmit.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Histograms need periodic upkeep to stay bounded.

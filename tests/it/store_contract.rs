@@ -66,6 +66,7 @@ contract!(
     lifecycle::everything_survives_close_and_reopen,
     lifecycle::newer_schema_is_refused,
     agents::register_keeps_the_id_by_name_and_replaces_capabilities,
+    agents::concurrent_registrations_share_a_batch_and_keep_one_id_per_name,
     agents::snapshots_persist_without_events,
     dispatch::two_stage_job_runs_to_completion,
     dispatch::last_stage_items_are_integrated_at_once,

@@ -47,6 +47,8 @@ pub(crate) struct Dispatcher {
     pub inputs: InputCache,
     /// The timings changed: the tick interval is to be worked out again.
     pub retick: bool,
+    /// When the per-agent gauges were last set.
+    pub agent_gauges_at: Instant,
 }
 
 impl Dispatcher {
@@ -75,6 +77,7 @@ impl Dispatcher {
             inputs_held: Vec::new(),
             inputs: InputCache::default(),
             retick: false,
+            agent_gauges_at: now,
         }
     }
 

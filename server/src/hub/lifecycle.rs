@@ -340,7 +340,7 @@ impl Dispatcher {
         }
     }
 
-    fn update_gauges(&self, now: Instant) {
+    fn update_gauges(&mut self, now: Instant) {
         for (capability, queue) in &self.queues {
             metrics::gauge!("switchyard_queue_depth", "capability" => capability.clone())
                 .set(queue.len() as f64);
@@ -359,8 +359,19 @@ impl Dispatcher {
             .iter()
             .map(|s| (s.as_str(), 0.0))
             .collect();
+        // Per-agent series: three registry lookups per agent, so once a
+        // second rather than every tick (10,000 agents at 10 ticks a
+        // second kept a core a third busy).
+        let per_agent = now.saturating_duration_since(self.agent_gauges_at)
+            >= std::time::Duration::from_secs(1);
+        if per_agent {
+            self.agent_gauges_at = now;
+        }
         for agent in self.agents.values() {
             *by_state.entry(agent.state.as_str()).or_default() += 1.0;
+            if !per_agent {
+                continue;
+            }
             metrics::gauge!("switchyard_agent_trust_score", "agent" => agent.name.clone())
                 .set(agent.trust);
             metrics::gauge!("switchyard_agent_in_flight", "agent" => agent.name.clone())

@@ -1,5 +1,5 @@
-//! Group commit: the hot path's writes (job creation and task transitions),
-//! many per transaction.
+//! Group commit: the hot path's writes (job creation, task transitions and
+//! agent registrations), many per transaction.
 //!
 //! Every task costs the store an assignment, an accept and a completion. As
 //! one transaction each, the hub would pay a commit (an fsync) per
@@ -41,7 +41,8 @@ use uuid::Uuid;
 use super::StoreError;
 use super::shared::Changes;
 use crate::domain::{
-    CreateJobOutcome, Job, NewEvent, NewJob, Task, TaskCompletion, TaskFailure, TaskOutcome,
+    AgentRecord, AgentRegistration, CreateJobOutcome, Job, NewEvent, NewJob, Task, TaskCompletion,
+    TaskFailure, TaskOutcome,
 };
 
 /// Most ops in one transaction.
@@ -56,6 +57,9 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 /// queues it.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
+    /// An agent's `hello` (see [`super::Store::register_agent`]): a
+    /// reconnect storm registers thousands at once.
+    RegisterAgent(Box<AgentRegistration>),
     CreateJob(Box<NewJob>),
     Assign(Assignment),
     Start(Start),
@@ -98,6 +102,7 @@ pub struct Start {
 /// What an applied op returns.
 #[derive(Debug)]
 pub enum Applied {
+    Agent(Box<AgentRecord>),
     Created(Box<Created>),
     Outcome(TaskOutcome),
     Task(Task),
@@ -208,6 +213,7 @@ pub fn is_refusal(error: &StoreError) -> bool {
 
 /// Where a caller waits for its op's result.
 enum Reply {
+    Agent(oneshot::Sender<Result<AgentRecord, StoreError>>),
     Created(oneshot::Sender<Result<Created, StoreError>>),
     Outcome(oneshot::Sender<Result<TaskOutcome, StoreError>>),
     Task(oneshot::Sender<Result<Task, StoreError>>),
@@ -221,6 +227,12 @@ impl Reply {
         }
         // A caller that stopped waiting (its session closed) is fine to miss.
         match self {
+            Reply::Agent(tx) => {
+                let _ = tx.send(result.and_then(|a| match a {
+                    Applied::Agent(record) => Ok(*record),
+                    _ => Err(mismatch()),
+                }));
+            }
             Reply::Created(tx) => {
                 let _ = tx.send(result.and_then(|a| match a {
                     Applied::Created(o) => Ok(*o),
@@ -322,6 +334,11 @@ impl GroupCommit {
             Err(mpsc::error::TrySendError::Closed(_)) => Err(closed()),
         };
         Pending { rx }
+    }
+
+    /// Queues an agent's registration.
+    pub fn register_agent(&self, registration: AgentRegistration) -> Pending<AgentRecord> {
+        self.queue(WriteOp::RegisterAgent(Box::new(registration)), Reply::Agent)
     }
 
     /// Queues a job's creation.

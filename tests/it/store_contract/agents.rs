@@ -244,3 +244,52 @@ pub async fn snapshots_persist_without_events(mut t: TestDb) {
         (a.id, AgentHealth::Degraded, 0.25)
     );
 }
+
+/// A reconnect storm: many registrations queued at once share commits, and
+/// a name registered twice among them keeps one id, with the capabilities
+/// of the registration applied last.
+pub async fn concurrent_registrations_share_a_batch_and_keep_one_id_per_name(t: TestDb) {
+    let s = &t.store;
+    let mut pending = Vec::new();
+    for i in 0..200 {
+        // Names repeat: every fifth registration names an earlier agent.
+        let name = if i % 5 == 4 {
+            format!("storm-{}", i - 4)
+        } else {
+            format!("storm-{i}")
+        };
+        let caps = vec![capability(&format!("cap-{i}"), 1)];
+        pending.push(s.register_agent(registration(&name, caps)));
+    }
+    let records = futures::future::join_all(pending).await;
+    let records: Vec<_> = records
+        .into_iter()
+        .map(|r| r.expect("registered"))
+        .collect();
+    let mut ids: BTreeMap<String, Uuid> = BTreeMap::new();
+    for r in &records {
+        let id = *ids.entry(r.name.clone()).or_insert(r.id);
+        assert_eq!(id, r.id, "one id per name ({})", r.name);
+        assert_eq!(r.capabilities.len(), 1, "{}", r.name);
+    }
+    assert_eq!(ids.len(), 160);
+    let listed = s.list_agents().await.expect("list");
+    assert_eq!(listed.len(), 160);
+    for i in (0..200).step_by(5) {
+        let agent = listed
+            .iter()
+            .find(|a| a.name == format!("storm-{i}"))
+            .expect("listed");
+        assert_eq!(
+            agent.capabilities[0].name,
+            format!("cap-{}", i + 4),
+            "the later registration of storm-{i} wins"
+        );
+    }
+    let connected = agent_events(&t)
+        .await
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "agent.connected")
+        .count();
+    assert_eq!(connected, 200, "one agent.connected per registration");
+}

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::agents::register_agents_in;
 use super::complete::complete_tasks;
 use super::create::create_jobs_in;
 use super::finish::fail_task;
@@ -93,8 +94,9 @@ impl<D: Driver> ApplyBatch for Batch<D> {
 /// A stretch of a batch applied together.
 #[derive(Debug, PartialEq)]
 enum Run {
-    /// Job creations, assignments, starts and completions, each kind in a
-    /// constant number of set-based statements, in that order.
+    /// Agent registrations, job creations, assignments, starts and
+    /// completions, each kind in a constant number of set-based statements,
+    /// in that order.
     Sets(Range<usize>),
     /// Any other op, on its own.
     One(usize),
@@ -105,7 +107,7 @@ enum Run {
 /// learns of its task only once it has committed).
 fn phase(op: &WriteOp) -> Option<(u8, Option<Uuid>)> {
     match op {
-        WriteOp::CreateJob(_) => Some((0, None)),
+        WriteOp::RegisterAgent(_) | WriteOp::CreateJob(_) => Some((0, None)),
         WriteOp::Assign(a) => Some((1, Some(a.task_id))),
         WriteOp::Start(s) => Some((2, Some(s.task_id))),
         WriteOp::Complete(c) => Some((3, Some(c.task_id))),
@@ -163,8 +165,10 @@ async fn apply_sets<D: Driver>(
 ) -> Result<(), StoreError> {
     let (mut creates, mut assigns, mut starts, mut completes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut registers = Vec::new();
     for i in run {
         match &ops[i].0 {
+            WriteOp::RegisterAgent(r) => registers.push((i, &**r)),
             WriteOp::CreateJob(job) => creates.push((i, &**job)),
             WriteOp::Assign(a) => assigns.push((i, a)),
             WriteOp::Start(s) => starts.push((i, s)),
@@ -174,6 +178,14 @@ async fn apply_sets<D: Driver>(
                     "a set-based run holds another op".into(),
                 ));
             }
+        }
+    }
+    if !registers.is_empty() {
+        let set: Vec<_> = registers.iter().map(|(_, r)| *r).collect();
+        let made = register_agents_in::<D>(&mut *conn, &set, at).await?;
+        for ((i, _), (record, event)) in registers.iter().zip(made) {
+            applying[*i].events.push(event);
+            results[*i] = Some(Ok(Applied::Agent(Box::new(record))));
         }
     }
     if !creates.is_empty() {
@@ -249,7 +261,11 @@ async fn apply<D: Driver>(
             let held = (*task_id, *attempt, *agent_id);
             Applied::Task(requeue_task::<D>(conn, held, *run_at, reason.clone(), cx).await?)
         }
-        WriteOp::CreateJob(_) | WriteOp::Assign(_) | WriteOp::Start(_) | WriteOp::Complete(_) => {
+        WriteOp::RegisterAgent(_)
+        | WriteOp::CreateJob(_)
+        | WriteOp::Assign(_)
+        | WriteOp::Start(_)
+        | WriteOp::Complete(_) => {
             return Err(StoreError::Corrupt(
                 "a set-based op was applied on its own".into(),
             ));

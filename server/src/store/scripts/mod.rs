@@ -221,8 +221,7 @@ impl<D: Driver> Store for SqlStore<D> {
         &self,
         registration: AgentRegistration,
     ) -> Result<AgentRecord, StoreError> {
-        self.written(agents::register_agent::<D>(&self.write, registration).await)
-            .await
+        self.writer.register_agent(registration).await
     }
 
     async fn set_agent_session_state(
