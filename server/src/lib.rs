@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod events;

@@ -23,7 +23,7 @@ use crate::events::EventBus;
 use crate::hub::HubHandle;
 use crate::reload::Reloader;
 use crate::state::AppState;
-use crate::store::{self, StoreError};
+use crate::store::{self, Backend, StoreError};
 
 /// Why the hub could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,12 @@ pub enum StartError {
     DataDir { path: String, error: std::io::Error },
     #[error("cannot open the store at {url}: {error}")]
     Store { url: String, error: StoreError },
+    #[error(
+        "another switchyard hub is using the SQLite database {path}: SQLite runs one hub at a time; stop the other hub, or use Postgres (database_url = \"postgres://…\") to run several nodes"
+    )]
+    SqliteInUse { path: String },
+    #[error("cannot lock the SQLite database {path}: {error}")]
+    SqliteLock { path: String, error: std::io::Error },
     #[error("cannot load the JWT secret: {0}")]
     Secret(std::io::Error),
     #[error("cannot build the webhook HTTP client: {0}")]
@@ -79,6 +85,12 @@ impl Server {
             path: settings.data_dir.display().to_string(),
             error,
         })?;
+        // Held until the hub has stopped: a second hub on the same SQLite
+        // file is refused rather than sharing it.
+        let sqlite_lock = match settings.store {
+            Backend::Sqlite => sqlite_lock(&settings.database_url)?,
+            Backend::Postgres => None,
+        };
         let store = store::open(&settings.database_url, settings.pool_size)
             .await
             .map_err(|error| StartError::Store {
@@ -134,6 +146,15 @@ impl Server {
         })?;
 
         let shutdown = CancellationToken::new();
+        let url = settings
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let node =
+            crate::cluster::Node::new(url, addr.to_string(), store.backend() == Backend::Sqlite);
+        // Registered (and the monitor lease tried) before anything that
+        // runs only on the leader starts.
+        crate::cluster::beat(&store, &node, settings.node_timeout).await;
         // Every background task of the hub; shutdown waits for them all
         // before it closes the store.
         let tasks = TaskTracker::new();
@@ -153,6 +174,13 @@ impl Server {
         tasks.spawn(crate::events::retention::run(
             store.clone(),
             live.clone(),
+            node.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(crate::cluster::run(
+            store.clone(),
+            node.clone(),
+            live.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(upkeep(shutdown.clone()));
@@ -163,6 +191,7 @@ impl Server {
             keys: Arc::new(keys),
             hub,
             bus,
+            node,
             shutdown: shutdown.clone(),
         };
         tasks.spawn(crate::report::monitor::run(state.clone(), shutdown.clone()));
@@ -173,6 +202,7 @@ impl Server {
             shutdown.clone(),
             dispatcher,
             tasks,
+            sqlite_lock,
         ));
         tracing::info!(%addr, store = state.store.backend().as_str(), "switchyard is listening");
         Ok(Server {
@@ -204,6 +234,7 @@ async fn serve(
     shutdown: CancellationToken,
     dispatcher: JoinHandle<()>,
     tasks: TaskTracker,
+    sqlite_lock: Option<std::fs::File>,
 ) {
     let grace = state.settings.get().shutdown_grace;
     let app = crate::http::router(state.clone());
@@ -249,7 +280,41 @@ async fn serve(
         );
     }
     state.store.close().await;
+    drop(sqlite_lock);
     tracing::info!("switchyard stopped");
+}
+
+/// An exclusive lock on `<database file>.lock`, or why not; `None` for an
+/// in-memory database.
+fn sqlite_lock(database_url: &str) -> Result<Option<std::fs::File>, StartError> {
+    use std::str::FromStr;
+    let path = match sqlx::sqlite::SqliteConnectOptions::from_str(database_url) {
+        Ok(options) => options.get_filename().to_path_buf(),
+        Err(_) => std::path::PathBuf::from(database_url),
+    };
+    let shown = path.display().to_string();
+    if shown.is_empty() || shown == ":memory:" {
+        return Ok(None);
+    }
+    let mut lock_path = path.into_os_string();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|error| StartError::SqliteLock {
+            path: shown.clone(),
+            error,
+        })?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StartError::SqliteInUse { path: shown }),
+        Err(e) => Err(StartError::SqliteLock {
+            path: shown,
+            error: e.into(),
+        }),
+    }
 }
 
 /// Connections waiting to be accepted (the kernel caps it at

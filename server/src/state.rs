@@ -20,6 +20,8 @@ pub struct AppState {
     pub hub: HubHandle,
     /// Committed events, in order, for streams.
     pub bus: EventBus,
+    /// This hub as a node of its cluster.
+    pub node: Arc<crate::cluster::Node>,
     /// Fires when the hub shuts down (long-lived connections watch it).
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -9,6 +9,7 @@ mod api_errors;
 mod api_jobs;
 mod bench;
 mod cli;
+mod cluster;
 mod config;
 mod crash;
 mod db_restart;

@@ -122,6 +122,12 @@ pub struct RawConfig {
     pub stream_buffer: u32,
     /// How long a WebSocket stream ticket stays valid, e.g. `30s`.
     pub stream_ticket_ttl: String,
+    /// A node whose heartbeat is older than this is dead for the others
+    /// (see `docs/cluster.md`); it renews it every fifth of this.
+    pub node_timeout: String,
+    /// The URL agents and clients reach this node at (told to agents when
+    /// it shuts down); empty: `http://` and the listen address.
+    pub advertise_url: String,
     /// The `[webhooks]` section; see `docs/webhooks.md`.
     pub webhooks: crate::webhooks::RawWebhookConfig,
 }
@@ -172,6 +178,8 @@ impl Default for RawConfig {
             stream_keepalive: "15s".into(),
             stream_buffer: 256,
             stream_ticket_ttl: "30s".into(),
+            node_timeout: "10s".into(),
+            advertise_url: String::new(),
             webhooks: crate::webhooks::RawWebhookConfig::default(),
         }
     }

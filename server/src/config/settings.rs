@@ -49,6 +49,10 @@ pub struct Settings {
     pub events: EventSettings,
     /// The `[webhooks]` section.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// See `docs/cluster.md`.
+    pub node_timeout: Duration,
+    /// `None`: `http://` and the bound listen address.
+    pub advertise_url: Option<String>,
 }
 
 /// The event log's retention and the event streams' limits.
@@ -347,6 +351,33 @@ impl Settings {
         let webhooks = crate::webhooks::WebhookSettings::from_raw(&raw.webhooks, &mut problems);
 
         let monitor = monitor_settings(&raw, &mut problems);
+        let node_timeout = match humantime::parse_duration(&raw.node_timeout) {
+            Ok(d) if (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&d) => d,
+            _ => {
+                problems.push(Problem {
+                    key: "node_timeout",
+                    value: raw.node_timeout.clone(),
+                    allowed: "a duration such as 10s or 500ms, from 100ms to 1h".into(),
+                });
+                Duration::from_secs(10)
+            }
+        };
+        let advertise_url = match raw.advertise_url.trim() {
+            "" => None,
+            url if (url.starts_with("http://") || url.starts_with("https://"))
+                && reqwest::Url::parse(url).is_ok() =>
+            {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            url => {
+                problems.push(Problem {
+                    key: "advertise_url",
+                    value: url.to_owned(),
+                    allowed: "the URL this node is reached at, such as http://10.0.0.5:8000 (leave it empty for http:// and the listen address)".into(),
+                });
+                None
+            }
+        };
 
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -372,6 +403,8 @@ impl Settings {
             monitor,
             events,
             webhooks,
+            node_timeout,
+            advertise_url,
         })
     }
 }

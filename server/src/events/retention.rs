@@ -26,8 +26,20 @@ pub const PAUSE: Duration = Duration::from_millis(100);
 /// Runs a pass now and then every [`EVERY`], until `shutdown`, with the
 /// retentions in force at each pass: events, and finished webhook
 /// deliveries with their attempts (`webhooks.delivery_retention`).
-pub async fn run(store: DynStore, live: Live, shutdown: CancellationToken) {
+pub async fn run(
+    store: DynStore,
+    live: Live,
+    node: std::sync::Arc<crate::cluster::Node>,
+    shutdown: CancellationToken,
+) {
     loop {
+        if !node.leads() {
+            // Another node of the cluster runs retention.
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(live.get().node_timeout) => continue,
+            }
+        }
         let settings = live.get();
         let retention = settings.events.retention;
         match purge(&store, retention, &shutdown).await {

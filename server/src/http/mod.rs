@@ -16,6 +16,7 @@ pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod monitor;
+pub mod nodes;
 pub mod openapi;
 pub mod rate_limit;
 pub mod webhooks;
@@ -57,6 +58,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(webhooks::routes())
         .merge(monitor::routes())
         .merge(admin::routes())
+        .merge(nodes::routes())
 }
 
 /// Health, readiness and metrics: outside `/v1` and its rate limit.

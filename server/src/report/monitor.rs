@@ -63,6 +63,9 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        if !state.node.leads() {
+            continue; // another node of the cluster sweeps
+        }
         // A reload may have changed the interval (the thresholds are read
         // by each sweep).
         if state.settings.get().monitor.interval != every {

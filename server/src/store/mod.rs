@@ -26,6 +26,7 @@ pub mod driver;
 pub mod events;
 pub mod group_commit;
 pub mod migrate;
+pub mod nodes;
 pub mod postgres;
 pub mod provision;
 pub mod reports;
@@ -206,7 +207,13 @@ pub async fn open(database_url: &str, pool_size: u32) -> Result<DynStore, StoreE
 /// holding the op has committed.
 #[async_trait]
 pub trait Store:
-    events::EventStore + webhooks::WebhookStore + reports::ReportStore + Send + Sync + 'static
+    events::EventStore
+    + webhooks::WebhookStore
+    + reports::ReportStore
+    + nodes::NodeStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend this is.
     fn backend(&self) -> Backend;

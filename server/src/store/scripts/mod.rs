@@ -17,6 +17,7 @@ mod events;
 mod finish;
 mod items;
 mod jobs;
+mod nodes;
 mod reports;
 mod tasks;
 mod webhooks;

@@ -1,0 +1,124 @@
+//! The cluster's foundations: nodes on one Postgres database register and
+//! see each other, exactly one holds the monitor lease, a dead node's lease
+//! passes to a live one within `node_timeout`, and SQLite refuses a second
+//! hub on the same file.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+use switchyard::Server;
+use switchyard::auth::Role;
+use switchyard::config::Settings;
+use switchyard::server::StartError;
+use switchyard_tests::app::json;
+use switchyard_tests::process::ServeProcess;
+use switchyard_tests::{Backend, TestApp, spawn_app, spawn_app_with};
+
+async fn nodes(app: &TestApp) -> Value {
+    let (status, body) = json(
+        app.as_role(Role::Viewer, Method::GET, "/v1/nodes")
+            .send()
+            .await
+            .expect("nodes"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls `GET /v1/nodes` until `check` holds (or panics after 10 s).
+async fn wait_for_nodes(app: &TestApp, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = nodes(app).await;
+        let list = body["nodes"].as_array().expect("nodes").clone();
+        if check(&list) {
+            return list;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {list:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_hub_on_the_same_sqlite_file_is_refused() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let mut raw = app.raw.clone();
+    let other_dir = tempfile::tempdir().expect("temp dir");
+    raw.data_dir = other_dir.path().to_path_buf();
+    let settings = Settings::from_raw(raw).expect("valid");
+    let err = match Server::start(settings.clone()).await {
+        Err(e) => e,
+        Ok(_) => panic!("a second hub started on the same SQLite file"),
+    };
+    assert!(matches!(err, StartError::SqliteInUse { .. }), "{err}");
+    let message = err.to_string();
+    for needle in [
+        "SQLite runs one hub at a time",
+        "use Postgres",
+        "stop the other hub",
+    ] {
+        assert!(message.contains(needle), "{needle} in {message}");
+    }
+    // Once the first hub has stopped, the file is free.
+    app.hub.take().expect("running").stop().await;
+    let second = Server::start(settings)
+        .await
+        .expect("the file is free again");
+    second.stop().await;
+    app.restart().await;
+    let list = nodes(&app).await;
+    let list = list["nodes"].as_array().expect("nodes");
+    let alive: Vec<&Value> = list.iter().filter(|n| n["alive"] == true).collect();
+    assert_eq!(alive.len(), 1, "one live node: {list:#?}");
+    assert_eq!(
+        (alive[0]["this"].as_bool(), alive[0]["leader"].as_bool()),
+        (Some(true), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn nodes_see_each_other_and_a_killed_leaders_lease_passes_on() {
+    let url = switchyard_tests::db::fresh_postgres_url().await;
+    // A `serve` process starts first and takes the monitor lease.
+    let mut leader =
+        ServeProcess::start(url.clone(), &[("SWITCHYARD_NODE_TIMEOUT", "500ms")]).await;
+    let app = spawn_app_with(Backend::Postgres, |raw| {
+        raw.database_url = url.clone();
+        raw.node_timeout = "500ms".into();
+    })
+    .await;
+    let list = wait_for_nodes(&app, "both nodes alive", |list| {
+        list.iter().filter(|n| n["alive"] == true).count() == 2
+    })
+    .await;
+    let other = list
+        .iter()
+        .find(|n| n["this"] == false)
+        .expect("the other node");
+    assert_eq!(other["url"], leader.base.as_str());
+    assert_eq!(other["leader"], true, "the first node leads: {list:#?}");
+    let me = list.iter().find(|n| n["this"] == true).expect("this node");
+    assert_eq!(me["leader"], false, "one leader: {list:#?}");
+    assert_eq!(nodes(&app).await["node_timeout_ms"], 500);
+
+    // SIGKILL: no clean stop, the lease is left to expire. Within
+    // node_timeout (and a heartbeat) the survivor sees the node dead and
+    // leads.
+    leader.kill9().await;
+    let killed = leader.base.clone();
+    let list = wait_for_nodes(&app, "the survivor leads", |list| {
+        list.iter()
+            .any(|n| n["this"] == true && n["leader"] == true)
+            && list
+                .iter()
+                .any(|n| n["url"] == killed.as_str() && n["alive"] == false)
+    })
+    .await;
+    assert_eq!(
+        list.iter().filter(|n| n["leader"] == true).count(),
+        1,
+        "{list:#?}"
+    );
+}
