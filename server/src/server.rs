@@ -177,6 +177,11 @@ impl Server {
             node.clone(),
             shutdown.clone(),
         ));
+        tasks.spawn({
+            let store = store.clone();
+            let shutdown = shutdown.clone();
+            async move { store.follow_peers(shutdown).await }
+        });
         tasks.spawn(crate::cluster::run(
             store.clone(),
             node.clone(),

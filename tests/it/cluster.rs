@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use sqlx::Connection;
+
 use reqwest::Method;
 use serde_json::Value;
 use switchyard::Server;
@@ -121,4 +123,53 @@ async fn nodes_see_each_other_and_a_killed_leaders_lease_passes_on() {
         1,
         "{list:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_stream_on_one_node_carries_the_events_of_another() {
+    let url = switchyard_tests::db::fresh_postgres_url().await;
+    let config = |raw: &mut switchyard::config::RawConfig| {
+        raw.database_url = url.clone();
+        raw.node_timeout = "500ms".into();
+    };
+    let a = spawn_app_with(Backend::Postgres, config).await;
+    let b = spawn_app_with(Backend::Postgres, config).await;
+    wait_for_nodes(&b, "both nodes alive", |list| {
+        list.iter().filter(|n| n["alive"] == true).count() == 2
+    })
+    .await;
+    // Each node listens for the other's commits (the listeners connect in
+    // the background: wait for them).
+    let mut pg = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let database = url.rsplit('/').next().expect("database name").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listeners: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%switchyard_commits%'",
+        )
+        .bind(&database)
+        .fetch_one(&mut pg)
+        .await
+        .expect("pg_stat_activity");
+        if listeners == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{listeners} LISTEN connections, not one per node"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut stream = switchyard_tests::sse::SseStream::open(&b, "/v1/events", None).await;
+    let job = a
+        .create_job(serde_json::json!({"prompt": "across", "pipeline": ["test.across"]}))
+        .await;
+    let id = job["id"].as_str().expect("id");
+    loop {
+        let event = stream.next().await.expect("the stream goes on").json();
+        if event["type"] == "job.created" && event["job_id"] == id {
+            break;
+        }
+    }
 }

@@ -106,6 +106,17 @@ pub async fn beat(store: &DynStore, node: &Node, timeout: Duration) {
     if leads != node.leading.swap(leads, Ordering::Relaxed) {
         tracing::info!(node_id = %node.id(), leads, "monitor lease {}", if leads { "taken" } else { "lost" });
     }
+    // Other live nodes: commits are announced to them (see `Store::set_peers`).
+    match store.list_nodes().await {
+        Ok(nodes) => {
+            let fresh = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+            let peers = nodes
+                .iter()
+                .any(|n| n.id != node.id() && n.stopped_at.is_none() && n.heartbeat_at >= fresh);
+            store.set_peers(peers);
+        }
+        Err(e) => tracing::debug!(error = %e, "could not list the other nodes"),
+    }
     if leads && let Err(e) = store.forget_nodes(Utc::now() - FORGET_AFTER).await {
         tracing::debug!(error = %e, "could not forget old nodes");
     }

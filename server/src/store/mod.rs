@@ -234,6 +234,15 @@ pub trait Store:
     /// pump and the webhook tailer wait on it instead of polling.
     fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
 
+    /// Whether other nodes share the database: the group commit then tells
+    /// them of each commit (Postgres `NOTIFY`), so their streams, webhook
+    /// tailers and dispatchers wake at once. Off, nothing is sent.
+    fn set_peers(&self, peers: bool);
+
+    /// Wakes [`Store::commits`] on other nodes' commits until `shutdown`
+    /// (Postgres `LISTEN`; returns at once on SQLite).
+    async fn follow_peers(&self, shutdown: tokio_util::sync::CancellationToken);
+
     /// Stores a job, its document, labels and dependencies (both stored as
     /// sets and returned sorted), its first task
     /// (status `pending`, stage 0, unless the job is `waiting`) and the

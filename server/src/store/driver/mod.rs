@@ -194,6 +194,19 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// Applied vs known migrations.
     fn schema_status(pool: &Self::Pool) -> impl Future<Output = Result<SchemaStatus>> + Send;
 
+    /// The statement a group commit ends with when other nodes share the
+    /// database, so they learn of it at once (Postgres `NOTIFY`); `None`
+    /// where one hub owns the database.
+    const NOTIFY_COMMIT: Option<&'static str>;
+
+    /// Calls `wake` whenever another node notifies a commit, until
+    /// `shutdown` (returns at once where there are no other nodes).
+    fn follow_commits(
+        pool: &Self::Pool,
+        wake: Box<dyn Fn() + Send + Sync>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> impl Future<Output = ()> + Send;
+
     // ----------------------------------------------------------- dialect
 
     /// Appends the placeholder of the `n`th bound value of a statement

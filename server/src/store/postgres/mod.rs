@@ -133,6 +133,55 @@ impl Driver for Pg {
         migrate::status_postgres(pool).await
     }
 
+    const NOTIFY_COMMIT: Option<&'static str> = Some("NOTIFY switchyard_commits");
+
+    async fn follow_commits(
+        pool: &PgPool,
+        wake: Box<dyn Fn() + Send + Sync>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        // A connection of its own, outside the pool (a listener holds its
+        // connection for good, and `pool_size` may be 1). Reconnects after a
+        // lost connection; meanwhile readers' poll (once a second) still
+        // sees other nodes' commits.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        while !shutdown.is_cancelled() {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&own).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other nodes' commits; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if let Err(e) = listener.listen("switchyard_commits").await {
+                tracing::warn!(error = %e, "cannot listen for other nodes' commits; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    received = listener.recv() => match received {
+                        Ok(_) if shutdown.is_cancelled() => return,
+                        Ok(_) => wake(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost the commit notifications; reconnecting");
+                            wake();
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+
     fn push_placeholder(sql: &mut String, n: usize) {
         use std::fmt::Write;
         let _ = write!(sql, "${n}");

@@ -32,6 +32,8 @@ use crate::store::shared;
 pub(super) struct Batch<D: Driver> {
     pub(super) write: D::Pool,
     pub(super) commits: tokio::sync::watch::Sender<u64>,
+    /// Other nodes share the database: tell them of each commit.
+    pub(super) peers: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[async_trait]
@@ -82,6 +84,14 @@ impl<D: Driver> ApplyBatch for Batch<D> {
         let jobs = fetch_jobs::<D>(&mut tx, &changed).await?;
         fill_jobs(&mut results, &applying, &jobs);
         append_batch::<D>(&mut tx, &applying).await?;
+        if let Some(notify) = D::NOTIFY_COMMIT
+            && self.peers.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // Delivered when the transaction commits, and only then.
+            crate::store::driver::query::<D>(notify)
+                .execute(&mut tx)
+                .await?;
+        }
         D::commit(tx).await?;
         Ok(results)
     }

@@ -46,6 +46,8 @@ pub struct SqlStore<D: Driver> {
     commits: tokio::sync::watch::Sender<u64>,
     /// The hot path's task transitions; see [`super::group_commit`].
     writer: GroupCommit,
+    /// Other nodes share the database (see [`Store::set_peers`]).
+    peers: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<D: Driver> SqlStore<D> {
@@ -54,15 +56,18 @@ impl<D: Driver> SqlStore<D> {
     pub async fn connect(url: &str, connections: u32) -> Result<SqlStore<D>, StoreError> {
         let (write, read) = D::connect(url, connections).await?;
         let commits = tokio::sync::watch::Sender::new(0);
+        let peers = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = GroupCommit::start(std::sync::Arc::new(batch::Batch::<D> {
             write: write.clone(),
             commits: commits.clone(),
+            peers: peers.clone(),
         }));
         Ok(SqlStore {
             write,
             read,
             commits,
             writer,
+            peers,
         })
     }
 
@@ -90,6 +95,17 @@ impl<D: Driver> Store for SqlStore<D> {
 
     fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.commits.subscribe()
+    }
+
+    fn set_peers(&self, peers: bool) {
+        self.peers
+            .store(peers, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn follow_peers(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let commits = self.commits.clone();
+        let wake = Box::new(move || commits.send_modify(|n| *n = n.wrapping_add(1)));
+        D::follow_commits(&self.write, wake, shutdown).await;
     }
 
     fn backend(&self) -> Backend {

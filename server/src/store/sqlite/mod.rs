@@ -172,6 +172,16 @@ impl Driver for Lite {
         migrate::status_sqlite(pool).await
     }
 
+    /// One hub owns an SQLite database.
+    const NOTIFY_COMMIT: Option<&'static str> = None;
+
+    async fn follow_commits(
+        _pool: &SqlitePool,
+        _wake: Box<dyn Fn() + Send + Sync>,
+        _shutdown: tokio_util::sync::CancellationToken,
+    ) {
+    }
+
     /// An anonymous `?`: SQLite numbers it after the highest index so far,
     /// which is `n` when placeholders come in bind order. Numbered or named
     /// placeholders (`$n`) would cost a linear name lookup per value at bind
