@@ -146,12 +146,19 @@ impl Server {
         })?;
 
         let shutdown = CancellationToken::new();
+        // A node's name is where it listens; on every interface, the
+        // machine's host name stands for the address.
+        let name = if addr.ip().is_unspecified() {
+            let host = rustix::system::uname();
+            format!("{}:{}", host.nodename().to_string_lossy(), addr.port())
+        } else {
+            addr.to_string()
+        };
         let url = settings
             .advertise_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
-        let node =
-            crate::cluster::Node::new(url, addr.to_string(), store.backend() == Backend::Sqlite);
+            .unwrap_or_else(|| format!("http://{name}"));
+        let node = crate::cluster::Node::new(url, name, store.backend() == Backend::Sqlite);
         // Registered (and the monitor lease tried) before anything that
         // runs only on the leader starts.
         crate::cluster::beat(&store, &node, settings.node_timeout).await;
@@ -163,7 +170,12 @@ impl Server {
         let live = Live::new(settings);
         crate::webhooks::spawn(store.clone(), live.clone(), &tasks, shutdown.clone())
             .map_err(StartError::WebhookClient)?;
-        let (hub, dispatcher) = HubHandle::start(store.clone(), hub_settings, shutdown.clone());
+        let (hub, dispatcher) = HubHandle::start(
+            store.clone(),
+            hub_settings,
+            shutdown.clone(),
+            !node.has_peers(),
+        );
         bus.start_at(published);
         tasks.spawn(crate::events::pump::run(
             store.clone(),
@@ -200,6 +212,12 @@ impl Server {
             shutdown: shutdown.clone(),
         };
         tasks.spawn(crate::report::monitor::run(state.clone(), shutdown.clone()));
+        tasks.spawn(crate::cluster::discover::run(
+            state.store.clone(),
+            state.hub.clone(),
+            state.node.clone(),
+            shutdown.clone(),
+        ));
         tasks.close();
         let task = tokio::spawn(serve(
             listener,

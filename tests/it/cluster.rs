@@ -173,3 +173,48 @@ async fn a_stream_on_one_node_carries_the_events_of_another() {
         }
     }
 }
+
+#[tokio::test]
+async fn work_submitted_on_one_node_reaches_an_agent_on_another() {
+    let url = switchyard_tests::db::fresh_postgres_url().await;
+    let config = |raw: &mut switchyard::config::RawConfig| {
+        raw.database_url = url.clone();
+        raw.node_timeout = "500ms".into();
+    };
+    let a = spawn_app_with(Backend::Postgres, config).await;
+    let b = spawn_app_with(Backend::Postgres, config).await;
+    wait_for_nodes(&a, "both nodes alive", |list| {
+        list.iter().filter(|n| n["alive"] == true).count() == 2
+    })
+    .await;
+    // Give both nodes time to see each other as peers (one heartbeat).
+    wait_for_nodes(&b, "both nodes alive", |list| {
+        list.iter().filter(|n| n["alive"] == true).count() == 2
+    })
+    .await;
+    let worker = crate::monitor::support::agent(
+        &b,
+        "remote-worker",
+        "test.remote",
+        |_ctx, input| async move {
+            Ok::<_, switchyard_agent::TaskError>(serde_json::json!({"echo": input["prompt"]}))
+        },
+    );
+    worker.wait_connected().await.expect("connected to b");
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let job = a
+            .create_job(
+                serde_json::json!({"prompt": format!("job {i}"), "pipeline": ["test.remote"]}),
+            )
+            .await;
+        ids.push(job["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        let job = a
+            .wait_for_job(id, "completed", Duration::from_secs(20))
+            .await;
+        assert_eq!(job["status"], "completed");
+    }
+    worker.kill();
+}

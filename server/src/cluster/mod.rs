@@ -25,6 +25,8 @@ use crate::store::nodes::NodeRecord;
 /// The lease of the node that runs the monitor and retention.
 pub const MONITOR_LEASE: &str = "monitor";
 
+pub mod discover;
+
 /// Dead nodes' rows are deleted this long after their last heartbeat.
 const FORGET_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
@@ -34,6 +36,8 @@ pub struct Node {
     pub record: NodeRecord,
     leading: AtomicBool,
     alone: bool,
+    /// Other live nodes share the database.
+    peers: AtomicBool,
 }
 
 impl Node {
@@ -52,11 +56,17 @@ impl Node {
             },
             leading: AtomicBool::new(alone),
             alone,
+            peers: AtomicBool::new(false),
         })
     }
 
     pub fn id(&self) -> Uuid {
         self.record.id
+    }
+
+    /// Whether other live nodes share the database (as of the last heartbeat).
+    pub fn has_peers(&self) -> bool {
+        self.peers.load(Ordering::Relaxed)
     }
 
     /// Whether this node holds the monitor lease (runs the once-per-cluster work).
@@ -110,10 +120,22 @@ pub async fn beat(store: &DynStore, node: &Node, timeout: Duration) {
     match store.list_nodes().await {
         Ok(nodes) => {
             let fresh = now - chrono::Duration::from_std(timeout).unwrap_or_default();
-            let peers = nodes
-                .iter()
-                .any(|n| n.id != node.id() && n.stopped_at.is_none() && n.heartbeat_at >= fresh);
+            // A node of the same name (`host:port`) is this one's crashed
+            // predecessor: two processes cannot listen on one address.
+            let peers = nodes.iter().any(|n| {
+                n.id != node.id()
+                    && n.name != node.record.name
+                    && n.stopped_at.is_none()
+                    && n.heartbeat_at >= fresh
+            });
             store.set_peers(peers);
+            if peers != node.peers.swap(peers, Ordering::Relaxed) {
+                tracing::info!(
+                    peers,
+                    "other nodes {}",
+                    if peers { "joined" } else { "gone" }
+                );
+            }
         }
         Err(e) => tracing::debug!(error = %e, "could not list the other nodes"),
     }

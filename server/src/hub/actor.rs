@@ -49,6 +49,9 @@ pub(crate) struct Dispatcher {
     pub retick: bool,
     /// When the per-agent gauges were last set.
     pub agent_gauges_at: Instant,
+    /// Whether recovery takes the tasks held by agents (false when other
+    /// nodes were alive at start: see `on_recovered`).
+    pub recover_held: bool,
 }
 
 impl Dispatcher {
@@ -78,6 +81,7 @@ impl Dispatcher {
             inputs: InputCache::default(),
             retick: false,
             agent_gauges_at: now,
+            recover_held: true,
         }
     }
 
@@ -205,6 +209,13 @@ impl Dispatcher {
                 clean,
             } => self.on_disconnected(agent_id, session_id, clean),
             Command::JobsCreated(job_ids) => self.load_job_tasks(job_ids),
+            Command::Discovered(tasks) => {
+                for task in tasks {
+                    if !self.tasks.contains_key(&task.id) {
+                        self.enqueue(&task);
+                    }
+                }
+            }
             Command::TasksReady(tasks) => {
                 for task in tasks {
                     self.enqueue(&task);

@@ -65,6 +65,9 @@ pub(crate) struct Registration {
 pub(crate) enum Command {
     /// A session completed `hello` and the agent is registered in the store.
     Register(Registration),
+    /// Pending tasks found in the store (another node of the cluster made
+    /// them ready): queued unless this node already tracks them.
+    Discovered(Vec<Task>),
     /// A configuration reload changed the hub's timings.
     Reconfigure(Arc<HubSettings>),
     /// The session queued its `welcome` frame (see `AgentEntry::welcomed`).

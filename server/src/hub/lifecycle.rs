@@ -438,8 +438,11 @@ impl Dispatcher {
                     queued += 1;
                     self.enqueue(&task);
                 }
+                // With other nodes alive, a held task may be held through
+                // one of them: its node (or, if that node died, the
+                // leader's monitor once the lease expires) settles it.
                 (TaskStatus::Assigned | TaskStatus::Running, Some(agent))
-                    if !self.tasks.contains_key(&task.id) =>
+                    if self.recover_held && !self.tasks.contains_key(&task.id) =>
                 {
                     held += 1;
                     self.tasks.insert(

@@ -91,10 +91,15 @@ pub struct HubHandle {
 impl HubHandle {
     /// Starts the dispatcher: reloads unfinished tasks from the store, then
     /// serves commands until `shutdown` fires.
+    ///
+    /// `recover_held`: whether the tasks agents held when the hub stopped
+    /// are waited for (their agents reconnect here) and then taken back;
+    /// false when other nodes of a cluster are alive, which may hold them.
     pub fn start(
         store: DynStore,
         settings: HubSettings,
         shutdown: CancellationToken,
+        recover_held: bool,
     ) -> (HubHandle, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = HubHandle {
@@ -104,7 +109,8 @@ impl HubHandle {
             schemas: Arc::new(schema::SchemaRegistry::default()),
             settings: Arc::new(settings),
         };
-        let dispatcher = actor::Dispatcher::new(store, handle.clone(), tx, rx);
+        let mut dispatcher = actor::Dispatcher::new(store, handle.clone(), tx, rx);
+        dispatcher.recover_held = recover_held;
         let task = tokio::spawn(dispatcher.run(shutdown));
         (handle, task)
     }
@@ -133,6 +139,14 @@ impl HubHandle {
     /// A job was created (or released): queue its ready tasks.
     pub fn job_created(&self, job_id: Uuid) {
         self.send(Command::JobsCreated(vec![job_id]));
+    }
+
+    /// Pending tasks another node made ready; those this node already
+    /// tracks are left as they are.
+    pub fn discovered(&self, tasks: Vec<Task>) {
+        if !tasks.is_empty() {
+            self.send(Command::Discovered(tasks));
+        }
     }
 
     /// Tasks became ready outside the dispatcher's knowledge.

@@ -1,0 +1,70 @@
+//! Work made ready by other nodes.
+//!
+//! A node's dispatcher learns of the tasks its own handlers and agents make
+//! ready directly. Tasks another node makes ready (a job submitted there, a
+//! next stage its agent emitted, a retry it scheduled) reach this node
+//! through the event log: after every commit of any node (see
+//! `Store::follow_peers`) this task reads the new events, and for the jobs
+//! they name reads their pending tasks and hands them to the dispatcher,
+//! which queues those it does not track yet. Two nodes may then both try to
+//! assign a task; the store's conditional assignment lets one win, and the
+//! other withdraws its push (`cancel`) and forgets the task.
+//!
+//! Alone (no other live node), it only follows the log's position.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Node;
+use crate::hub::HubHandle;
+use crate::store::DynStore;
+
+/// Events read per round trip.
+const BATCH: u32 = 1000;
+
+/// Runs until `shutdown`.
+pub async fn run(store: DynStore, hub: HubHandle, node: Arc<Node>, shutdown: CancellationToken) {
+    let mut commits = store.commits();
+    let mut last = store.last_event_seq().await.unwrap_or(0);
+    loop {
+        if node.has_peers() {
+            if let Err(e) = round(&store, &hub, &mut last).await {
+                tracing::warn!(error = %e, "could not look for other nodes' work; retrying at the next commit");
+            }
+        } else if let Ok(newest) = store.last_event_seq().await {
+            last = last.max(newest);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = commits.changed() => if changed.is_err() { return },
+            // Other nodes' commits wake `commits` too; this is the safety net.
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Reads the events after `last` and hands the pending tasks of the jobs
+/// they name to the dispatcher.
+async fn round(
+    store: &DynStore,
+    hub: &HubHandle,
+    last: &mut i64,
+) -> Result<(), crate::store::StoreError> {
+    loop {
+        let events = store.list_events(None, *last, BATCH).await?;
+        let full = events.len() == BATCH as usize;
+        let jobs: BTreeSet<uuid::Uuid> = events.iter().filter_map(|e| e.job_id).collect();
+        if let Some(newest) = events.last() {
+            *last = newest.seq;
+        }
+        if !jobs.is_empty() {
+            let jobs: Vec<_> = jobs.into_iter().collect();
+            hub.discovered(store.pending_tasks(&jobs).await?);
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
