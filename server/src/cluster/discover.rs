@@ -10,7 +10,10 @@
 //! assign a task; the store's conditional assignment lets one win, and the
 //! other withdraws its push (`cancel`) and forgets the task.
 //!
-//! Alone (no other live node), it only follows the log's position.
+//! Alone (no other live node) it does nothing but look, once a second,
+//! whether another node has joined; when one has, it first hands over every
+//! pending task (what the other node made ready meanwhile), then follows
+//! the log from there.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,14 +30,22 @@ const BATCH: u32 = 1000;
 /// Runs until `shutdown`.
 pub async fn run(store: DynStore, hub: HubHandle, node: Arc<Node>, shutdown: CancellationToken) {
     let mut commits = store.commits();
-    let mut last = store.last_event_seq().await.unwrap_or(0);
+    // `None` while alone: the position in the log is not followed.
+    let mut last: Option<i64> = None;
     loop {
-        if node.has_peers() {
-            if let Err(e) = round(&store, &hub, &mut last).await {
-                tracing::warn!(error = %e, "could not look for other nodes' work; retrying at the next commit");
+        if !node.has_peers() {
+            last = None;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
             }
-        } else if let Ok(newest) = store.last_event_seq().await {
-            last = last.max(newest);
+        }
+        let result = match last.as_mut() {
+            Some(last) => round(&store, &hub, last).await,
+            None => catch_up(&store, &hub).await.map(|at| last = Some(at)),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not look for other nodes' work; retrying at the next commit");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -43,6 +54,20 @@ pub async fn run(store: DynStore, hub: HubHandle, node: Arc<Node>, shutdown: Can
             () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
     }
+}
+
+/// Hands every pending task to the dispatcher; returns the log position
+/// read before, from which [`round`] goes on.
+async fn catch_up(store: &DynStore, hub: &HubHandle) -> Result<i64, crate::store::StoreError> {
+    let at = store.last_event_seq().await?;
+    let pending = store
+        .open_tasks()
+        .await?
+        .into_iter()
+        .filter(|t| t.status == crate::domain::TaskStatus::Pending)
+        .collect();
+    hub.discovered(pending);
+    Ok(at)
 }
 
 /// Reads the events after `last` and hands the pending tasks of the jobs
