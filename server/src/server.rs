@@ -30,7 +30,7 @@ use crate::store::{self, Backend, StoreError};
 pub enum StartError {
     #[error("cannot create the data directory {path}: {error}")]
     DataDir { path: String, error: std::io::Error },
-    #[error("cannot open the store at {url}: {error}")]
+    #[error("cannot open the store at {url}: {}", .error.explain_open(.url))]
     Store { url: String, error: StoreError },
     #[error(
         "another switchyard hub is using the SQLite database {path}: SQLite runs one hub at a time; stop the other hub, or use Postgres (database_url = \"postgres://…\") to run several nodes"

@@ -130,7 +130,12 @@ async fn every_kind_of_bad_token_is_401() {
         (
             "garbage",
             Some("Bearer not.a.token".into()),
-            "malformed token",
+            "malformed token: its header (part 1) is not base64url",
+        ),
+        (
+            "not a JWT",
+            Some("Bearer hunter2".into()),
+            "a JWT has three parts separated by dots",
         ),
         (
             "expired",

@@ -143,3 +143,60 @@ fn secrets_can_come_from_files() {
         assert!(err.contains(named), "{named} in {err}");
     }
 }
+
+#[test]
+fn unknown_keys_suggest_the_nearest_and_bare_numbers_ask_for_a_unit() {
+    let cases = [
+        (
+            "listn = \"127.0.0.1:1\"",
+            "unknown key `listn`",
+            "did you mean `listen`?",
+        ),
+        (
+            "[webhooks]\ntimout = \"3s\"",
+            "unknown key `webhooks.timout`",
+            "did you mean `webhooks.timeout`?",
+        ),
+        (
+            "zzzz = 1",
+            "unknown key `zzzz`",
+            "README's Configuration section",
+        ),
+        (
+            "accept_timeout = 10",
+            "`accept_timeout` = 10",
+            "durations need a unit, e.g. \"10s\"",
+        ),
+    ];
+    for (toml, first, second) in cases {
+        let err = load_toml(toml).expect_err(toml);
+        assert!(err.contains(first) && err.contains(second), "{toml}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_database_is_named_with_what_to_do() {
+    let server = switchyard_tests::db::admin_url();
+    let base = server.rsplit_once('/').expect("a database in the URL").0;
+    let dir = tempfile::tempdir().unwrap();
+    let raw = config::RawConfig {
+        listen: "127.0.0.1:0".into(),
+        database_url: format!("{base}/sy_test_start_missing_db"),
+        data_dir: dir.path().to_path_buf(),
+        jwt_secret: switchyard_tests::app::TEST_SECRET.into(),
+        ..config::RawConfig::default()
+    };
+    let settings = config::Settings::from_raw(raw).unwrap();
+    let err = match switchyard::Server::start(settings).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("the hub started on a database that does not exist"),
+    };
+    for needle in [
+        "sy_test_start_missing_db",
+        "does not exist",
+        "createdb sy_test_start_missing_db",
+    ] {
+        assert!(err.contains(needle), "{needle} in {err}");
+    }
+    assert!(!err.contains("at line"), "no driver internals: {err}");
+}

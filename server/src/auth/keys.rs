@@ -116,6 +116,11 @@ impl JwtKeys {
 
     /// Verifies a token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        // Say which part of a garbled token is wrong, rather than the JSON
+        // or base64 parser's view of it.
+        if let Some(problem) = shape_problem(token) {
+            return Err(AuthError::Malformed(problem));
+        }
         // Name a refused algorithm (`none`, or one not configured) plainly,
         // before the library's header parser reports it as a JSON error.
         if let Some(alg) = header_alg(token)
@@ -166,6 +171,41 @@ impl JwtKeys {
             jti: raw.jti,
         })
     }
+}
+
+/// What is wrong with the shape of `token` (three base64url parts, the
+/// first two JSON objects), if anything; the signature is checked later.
+fn shape_problem(token: &str) -> Option<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    const HINT: &str =
+        "pass the whole token `switchyard token issue` printed, without quotes or `Bearer`";
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 {
+        return Some(format!(
+            "a JWT has three parts separated by dots (header.payload.signature); this one has {}: {HINT}",
+            parts.len()
+        ));
+    }
+    for (name, part) in [
+        ("header (part 1)", parts[0]),
+        ("payload (part 2)", parts[1]),
+    ] {
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')) else {
+            return Some(format!("its {name} is not base64url: {HINT}"));
+        };
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(_)) => {}
+            _ => return Some(format!("its {name} is not a JSON object: {HINT}")),
+        }
+    }
+    if URL_SAFE_NO_PAD
+        .decode(parts[2].trim_end_matches('='))
+        .is_err()
+    {
+        return Some(format!("its signature (part 3) is not base64url: {HINT}"));
+    }
+    None
 }
 
 /// The `alg` of a token's header, read without trusting anything else in it.
@@ -235,6 +275,52 @@ mod tests {
         .unwrap();
         assert!(matches!(k.verify(&root), Err(AuthError::UnknownRole(_))));
         assert!(matches!(k.verify("garbage"), Err(AuthError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_garbled_token_names_the_part_that_is_wrong() {
+        let k = keys();
+        let good = k.issue("a", Role::Admin, Duration::from_secs(60)).unwrap();
+        let parts: Vec<&str> = good.split('.').collect();
+        let cases = [
+            ("garbage".to_owned(), "this one has 1"),
+            (format!("{}.{}", parts[0], parts[1]), "this one has 2"),
+            (
+                format!("%%%.{}.{}", parts[1], parts[2]),
+                "header (part 1) is not base64url",
+            ),
+            (
+                format!(
+                    "{}.{}.{}",
+                    URL_SAFE_NO_PAD.encode(b"nope"),
+                    parts[1],
+                    parts[2]
+                ),
+                "header (part 1) is not a JSON object",
+            ),
+            (
+                format!(
+                    "{}.{}.{}",
+                    parts[0],
+                    URL_SAFE_NO_PAD.encode(b"[1]"),
+                    parts[2]
+                ),
+                "payload (part 2) is not a JSON object",
+            ),
+            (
+                format!("{}.{}.%%", parts[0], parts[1]),
+                "signature (part 3) is not base64url",
+            ),
+        ];
+        for (token, says) in cases {
+            match k.verify(&token) {
+                Err(AuthError::Malformed(m)) => {
+                    assert!(m.contains(says), "{token}: {m}");
+                    assert!(m.contains("switchyard token issue"), "{m}");
+                }
+                other => panic!("{token}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -191,7 +191,8 @@ async fn store(settings: &Settings) -> (Vec<Check>, Vec<WebhookTarget>) {
         Ok(probe) => probe,
         Err(e) => {
             let says = format!(
-                "{shown}: cannot be opened ({e}): check that the server runs, the database exists and the URL's user may connect (database_url, DATABASE_URL or --database-url)"
+                "{shown}: cannot be opened: {} (database_url, DATABASE_URL or --database-url)",
+                e.explain_open(&shown)
             );
             return (vec![check(false, says)], Vec::new());
         }

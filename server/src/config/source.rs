@@ -99,6 +99,67 @@ impl Source {
         figment
             .merge(Serialized::defaults(&self.overrides))
             .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))
+            .map_err(|e| ConfigError::Load(describe(e)))
     }
+}
+
+/// figment's errors, each said the way a person fixes it: an unknown key
+/// with the nearest known one, a bare number where a duration is wanted
+/// with the unit to add; each with where the value came from.
+fn describe(error: figment::Error) -> String {
+    use figment::error::{Actual, Kind};
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let from = match (&e.metadata, &e.profile) {
+                (Some(m), _) if m.name.contains("SWITCHYARD_") => {
+                    format!(" (from SWITCHYARD_{})", e.path.join("_").to_uppercase())
+                }
+                (Some(m), Some(profile)) if m.name.contains("environment") => {
+                    format!(" (from {})", m.interpolate(profile, &e.path))
+                }
+                (Some(m), _) => match &m.source {
+                    Some(source) => format!(" (in {source})"),
+                    None => format!(" (from {})", m.name),
+                },
+                _ => String::new(),
+            };
+            match &e.kind {
+                Kind::UnknownField(field, known) => {
+                    let near = known
+                        .iter()
+                        .map(|k| (strsim::jaro_winkler(field, k), *k))
+                        .filter(|(score, _)| *score > 0.8)
+                        .max_by(|a, b| a.0.total_cmp(&b.0));
+                    let section = e.path.len().saturating_sub(1);
+                    let prefix = if section > 0 {
+                        format!("{}.", e.path[..section].join("."))
+                    } else {
+                        String::new()
+                    };
+                    match near {
+                        Some((_, k)) => format!(
+                            "unknown key `{prefix}{field}`{from}: did you mean `{prefix}{k}`?"
+                        ),
+                        None => format!(
+                            "unknown key `{prefix}{field}`{from}; the keys are listed in the README's Configuration section"
+                        ),
+                    }
+                }
+                Kind::InvalidType(Actual::Unsigned(n), expected) if expected.contains("string") => {
+                    format!(
+                        "`{key}` = {n}{from} is a bare number; durations need a unit, e.g. \"{n}s\" or \"{n}ms\" (other text settings: quote the value)"
+                    )
+                }
+                Kind::InvalidType(Actual::Signed(n), expected) if expected.contains("string") => {
+                    format!(
+                        "`{key}` = {n}{from} is a bare number; durations need a unit, e.g. \"{n}s\" or \"{n}ms\" (other text settings: quote the value)"
+                    )
+                }
+                _ => e.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -133,6 +133,38 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// What went wrong opening the database at `url` (shown without its
+    /// password) and what to do about it, in place of the driver's text.
+    pub fn explain_open(&self, url: &str) -> String {
+        let target = url.rsplit('@').next().unwrap_or(url);
+        let host = target
+            .split_once("://")
+            .map_or(target, |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => match db.code().as_deref() {
+                Some("3D000") => {
+                    let name = url.rsplit('/').next().unwrap_or_default();
+                    let name = name.split('?').next().unwrap_or(name);
+                    format!(
+                        "the database `{name}` does not exist on {host}: create it (`createdb {name}`, or `CREATE DATABASE \"{name}\"`), or correct database_url"
+                    )
+                }
+                Some("28P01" | "28000") => format!(
+                    "{host} refused the user or password: {}; check database_url's user and password (or database_password_file)",
+                    db.message()
+                ),
+                _ => format!("the database answered: {}", db.message()),
+            },
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => format!(
+                "no connection to a database server at {host}: is it running and reachable (host, port, firewall)? Correct database_url if it is elsewhere"
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the same write may succeed if sent again: the connection or
     /// pool failed, the database was busy, shutting down or out of a
     /// resource, or the transaction lost a serialization race. Everything
