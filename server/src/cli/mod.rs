@@ -41,6 +41,12 @@ pub enum Command {
     Jobs(ClientCommand<jobs::JobsCommand>),
     /// List, drain and check agents on a running hub.
     Agents(ClientCommand<agents::AgentsCommand>),
+    /// Print a shell completion script, e.g. `switchyard completions bash >
+    /// /etc/bash_completion.d/switchyard`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Manage webhook subscriptions on a running hub.
     Webhooks(ClientCommand<webhooks::WebhooksCommand>),
 }
@@ -148,6 +154,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Token(TokenCommand::Issue(args)) => token::issue(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "switchyard",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Jobs(a) => client_exit(match client::Client::from_args(&a.client) {
             Ok(c) => jobs::run(&c, a.command).await,
             Err(e) => Err(e),

@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::client::output::{print_table, short, text};
+use super::client::output::{print_table, short, text, when};
 use super::client::{CliError, Client, id_segment};
 
 #[derive(Debug, Subcommand)]
@@ -130,7 +130,7 @@ pub async fn run(client: &Client, command: WebhooksCommand) -> Result<(), CliErr
                         text(&d["event_seq"]),
                         text(&d["status"]),
                         text(&d["attempts"]),
-                        short(&text(&d["updated_at"]), 19),
+                        when(&d["updated_at"]),
                     ]
                 })
                 .collect();

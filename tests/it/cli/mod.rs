@@ -125,6 +125,18 @@ async fn create_wait_status_list_and_report(app: TestApp) {
         "{out:?}"
     );
     assert!(out.stdout.contains(&job_id), "{out:?}");
+    // Times are whole: date, time to the second and the zone, never cut.
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(job_id.as_str()))
+        .unwrap();
+    let created = row.split_whitespace().nth(3).unwrap_or_default();
+    let time = row.split_whitespace().nth(4).unwrap_or_default();
+    assert!(
+        created.len() == 10 && time.len() == 9 && time.ends_with('Z') && !row.contains('…'),
+        "{row}"
+    );
     assert!(out.stdout.contains("listed: 1 completed"), "{out:?}");
     let total = out.stdout.lines().find(|l| l.starts_with("total")).unwrap();
     let cells: Vec<&str> = total.split_whitespace().collect();
@@ -341,4 +353,37 @@ async fn webhook_targets_never_see_the_cli_or_its_token() {
     let seen = seen.lock().unwrap().clone();
     assert!(seen.iter().all(|(uri, _)| uri == "/hook"), "{seen:?}");
     assert!(seen.iter().all(|(_, auth)| !auth), "{seen:?}");
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_switchyard()"),
+        ("zsh", "#compdef switchyard"),
+        ("fish", "complete -c switchyard"),
+    ] {
+        let output = tokio::process::Command::new(switchyard_tests::cli::binary())
+            .args(["completions", shell])
+            .output()
+            .await
+            .expect("run switchyard completions");
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            script.contains(marker),
+            "{shell}: {}",
+            &script[..script.len().min(200)]
+        );
+        assert!(
+            script.contains("webhooks") && script.contains("doctor"),
+            "{shell}"
+        );
+    }
+    let output = tokio::process::Command::new(switchyard_tests::cli::binary())
+        .args(["completions", "tcsh"])
+        .output()
+        .await
+        .expect("run switchyard completions");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("possible values"));
 }

@@ -12,6 +12,18 @@ pub fn text(v: &Value) -> String {
     }
 }
 
+/// A timestamp as `2026-12-04 09:31:05Z`: whole, never cut (other values
+/// as [`text`]).
+pub fn when(v: &Value) -> String {
+    match v.as_str().map(chrono::DateTime::parse_from_rfc3339) {
+        Some(Ok(at)) => at
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%SZ")
+            .to_string(),
+        _ => text(v),
+    }
+}
+
 /// At most `max` characters, with `…` when cut; line breaks become spaces.
 pub fn short(s: &str, max: usize) -> String {
     let flat: String = s
@@ -56,6 +68,13 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_whole_to_the_second() {
+        let v = serde_json::json!("2026-12-04T09:31:05.123456Z");
+        assert_eq!(when(&v), "2026-12-04 09:31:05Z");
+        assert_eq!(when(&Value::Null), "-");
+    }
 
     #[test]
     fn cells_are_short_and_plain() {

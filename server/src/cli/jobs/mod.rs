@@ -19,7 +19,7 @@ mod watch;
 
 pub use watch::watch;
 
-use super::client::output::{print_table, short, text};
+use super::client::output::{print_table, short, text, when};
 use super::client::{CliError, Client, id_segment, query_value};
 
 #[derive(Debug, Subcommand)]
@@ -309,7 +309,7 @@ async fn list(client: &Client, args: ListArgs) -> Result<(), CliError> {
                 text(&j["id"]),
                 text(&j["status"]),
                 j["priority"].to_string(),
-                short(&text(&j["created_at"]), 19),
+                when(&j["created_at"]),
                 short(&text(&j["prompt"]), 40),
             ]
         })
