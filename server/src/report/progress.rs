@@ -56,9 +56,12 @@ impl TaskCounts {
     }
 }
 
-/// One pipeline stage (0-based, as in tasks and items).
+/// One pipeline stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageProgress {
+    /// 0-based index into the job's `pipeline`, as `stage` is everywhere in
+    /// the API and the agent protocol. Reports, the dashboard and the CLI
+    /// show stages to people counted from 1.
     pub stage: i32,
     pub capability: String,
     pub tasks: TaskCounts,

@@ -66,6 +66,15 @@ async fn create_wait_status_list_and_report(app: TestApp) {
     assert_eq!(job["created_by"], "cli-user");
 
     let out = run(&app, &operator, &["jobs", "status", &job_id, "--progress"]).await;
+    // Stages are counted from 1 for people, as in reports and the dashboard.
+    assert!(
+        out.stdout.contains("  stage 1/2 requirements.extract"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("  stage 2/2 requirements.validate"),
+        "{out:?}"
+    );
     assert!(
         out.stdout
             .contains("items 15: 12 integrated, 3 rejected, 0 failed, 0 open"),

@@ -34,11 +34,15 @@ pub(super) async fn status(client: &Client, args: StatusArgs) -> Result<(), CliE
             return Ok(());
         }
         println!("job {id} {}", text(&p["status"]));
-        for stage in p["stages"].as_array().into_iter().flatten() {
+        let stages = p["stages"].as_array().cloned().unwrap_or_default();
+        for stage in &stages {
             let t = &stage["tasks"];
+            // The API counts stages from 0; people, as in reports and the
+            // dashboard, from 1.
             println!(
-                "  stage {} {:<28} {} tasks: {} pending, {} running, {} succeeded, {} failed",
-                stage["stage"],
+                "  stage {}/{} {:<28} {} tasks: {} pending, {} running, {} succeeded, {} failed",
+                stage["stage"].as_i64().unwrap_or(0) + 1,
+                stages.len(),
                 text(&stage["capability"]),
                 t["total"],
                 t["pending"],
