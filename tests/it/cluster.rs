@@ -125,8 +125,9 @@ async fn nodes_see_each_other_and_a_killed_leaders_lease_passes_on() {
     );
 }
 
-#[tokio::test]
-async fn a_stream_on_one_node_carries_the_events_of_another() {
+/// Two in-process nodes on one fresh Postgres database, each seeing the
+/// other alive (`node_timeout` 500 ms).
+async fn two_nodes() -> (String, TestApp, TestApp) {
     let url = switchyard_tests::db::fresh_postgres_url().await;
     let config = |raw: &mut switchyard::config::RawConfig| {
         raw.database_url = url.clone();
@@ -134,10 +135,18 @@ async fn a_stream_on_one_node_carries_the_events_of_another() {
     };
     let a = spawn_app_with(Backend::Postgres, config).await;
     let b = spawn_app_with(Backend::Postgres, config).await;
-    wait_for_nodes(&b, "both nodes alive", |list| {
-        list.iter().filter(|n| n["alive"] == true).count() == 2
-    })
-    .await;
+    for node in [&a, &b] {
+        wait_for_nodes(node, "both nodes alive", |list| {
+            list.iter().filter(|n| n["alive"] == true).count() == 2
+        })
+        .await;
+    }
+    (url, a, b)
+}
+
+#[tokio::test]
+async fn a_stream_on_one_node_carries_the_events_of_another() {
+    let (url, a, b) = two_nodes().await;
     // Each node listens for the other's commits (the listeners connect in
     // the background: wait for them).
     let mut pg = sqlx::PgConnection::connect(&url).await.expect("connect");
@@ -176,22 +185,7 @@ async fn a_stream_on_one_node_carries_the_events_of_another() {
 
 #[tokio::test]
 async fn work_submitted_on_one_node_reaches_an_agent_on_another() {
-    let url = switchyard_tests::db::fresh_postgres_url().await;
-    let config = |raw: &mut switchyard::config::RawConfig| {
-        raw.database_url = url.clone();
-        raw.node_timeout = "500ms".into();
-    };
-    let a = spawn_app_with(Backend::Postgres, config).await;
-    let b = spawn_app_with(Backend::Postgres, config).await;
-    wait_for_nodes(&a, "both nodes alive", |list| {
-        list.iter().filter(|n| n["alive"] == true).count() == 2
-    })
-    .await;
-    // Give both nodes time to see each other as peers (one heartbeat).
-    wait_for_nodes(&b, "both nodes alive", |list| {
-        list.iter().filter(|n| n["alive"] == true).count() == 2
-    })
-    .await;
+    let (_url, a, b) = two_nodes().await;
     let worker = crate::monitor::support::agent(
         &b,
         "remote-worker",

@@ -14,11 +14,7 @@ struct Doctor {
 async fn doctor(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Doctor {
     let mut cmd = tokio::process::Command::new(switchyard_tests::cli::binary());
     cmd.arg("doctor").args(args).current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SWITCHYARD_") || key == "DATABASE_URL" {
-            cmd.env_remove(key);
-        }
-    }
+    switchyard_tests::process::without_callers_settings(&mut cmd);
     cmd.envs(env.iter().copied());
     let output = cmd.output().await.expect("run switchyard doctor");
     Doctor {

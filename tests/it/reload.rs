@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard::auth::Role;
 use switchyard_tests::app::json;
+use switchyard_tests::process::ConfiguredServe;
 use switchyard_tests::raw_agent::RawAgent;
 use switchyard_tests::{Backend, TestApp, spawn_app};
 
@@ -270,90 +271,44 @@ async fn only_admins_reload() {
     assert_eq!(res.status(), 401);
 }
 
-/// A `switchyard serve` process whose JSON log lines are read as they come.
-struct Logged {
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-}
-
-impl Logged {
-    /// The next log line (a JSON object) that `wanted` accepts.
-    async fn wait_for(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let found = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = self.lines.next_line().await.expect("read the hub's output") {
-                if let Ok(log) = serde_json::from_str::<Value>(&line)
-                    && wanted(&log)
-                {
-                    return Some(log);
-                }
+/// The next log line (a JSON object) of `hub` that `wanted` accepts.
+async fn wait_for_log(
+    hub: &mut ConfiguredServe,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = hub.lines.next_line().await.expect("read the hub's output") {
+            if let Ok(log) = serde_json::from_str::<Value>(&line)
+                && wanted(&log)
+            {
+                return Some(log);
             }
-            None
-        })
-        .await;
-        match found {
-            Ok(Some(log)) => log,
-            _ => panic!("the hub did not log {what}"),
         }
-    }
-
-    fn hangup(&self) {
-        let pid = self.child.id().expect("running").to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(log)) => log,
+        _ => panic!("the hub did not log {what}"),
     }
 }
 
 #[tokio::test]
 async fn sighup_reloads_a_serve_process_and_logs_what_changed() {
-    use tokio::io::AsyncBufReadExt;
-
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("switchyard.toml");
     let base = "log_format = \"json\"\nlisten = \"127.0.0.1:0\"\n";
     std::fs::write(&config, format!("{base}log_filter = \"warn\"\n")).expect("write config");
-    let mut cmd = tokio::process::Command::new(switchyard_tests::cli::binary());
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SWITCHYARD_") || key == "DATABASE_URL" || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd.spawn().expect("start switchyard serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut hub = Logged {
-        child,
-        lines: tokio::io::BufReader::new(stdout).lines(),
-    };
-    // Not a log line: the banner, printed once the hub listens.
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = hub.lines.next_line().await.expect("read") {
-            if line.starts_with("switchyard listening on") {
-                return;
-            }
-        }
-        panic!("the hub exited before it listened");
-    })
-    .await
-    .expect("the hub listens");
+    let mut hub = ConfiguredServe::start(&config, dir.path(), &[]).await;
 
     // An info line shows only once the reload has lowered the filter.
     std::fs::write(&config, format!("{base}log_filter = \"info\"\n")).expect("write config");
     hub.hangup();
-    let applied = hub
-        .wait_for("the applied log filter", |log| {
-            log["fields"]["message"] == "configuration reloaded: applied"
-        })
-        .await;
+    let applied = wait_for_log(&mut hub, "the applied log filter", |log| {
+        log["fields"]["message"] == "configuration reloaded: applied"
+    })
+    .await;
     assert_eq!(applied["fields"]["key"], "log_filter");
     assert_eq!(applied["fields"]["from"], "\"warn\"");
     assert_eq!(applied["fields"]["to"], "\"info\"");
@@ -365,11 +320,10 @@ async fn sighup_reloads_a_serve_process_and_logs_what_changed() {
     )
     .expect("write config");
     hub.hangup();
-    let refused = hub
-        .wait_for("the refusal", |log| {
-            log["fields"]["message"] == "configuration reload refused"
-        })
-        .await;
+    let refused = wait_for_log(&mut hub, "the refusal", |log| {
+        log["fields"]["message"] == "configuration reload refused"
+    })
+    .await;
     assert_eq!(refused["level"], "WARN");
     let error = refused["fields"]["error"].as_str().expect("error");
     assert!(error.contains("`pool_size`"), "{error}");

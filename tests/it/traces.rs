@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use switchyard::auth::{JwtKeys, Role};
 use switchyard_agent::{Agent, CapabilitySpec, TaskError};
 use switchyard_tests::app::TEST_SECRET;
-use tokio::io::AsyncBufReadExt;
+use switchyard_tests::process::ConfiguredServe;
 
 type Spans = Arc<Mutex<Vec<Span>>>;
 
@@ -75,34 +75,10 @@ async fn a_jobs_spans_arrive_over_otlp_as_one_linked_trace() {
         ),
     )
     .expect("write config");
-    let mut cmd = tokio::process::Command::new(switchyard_tests::cli::binary());
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .current_dir(dir.path())
-        // Export every 100 ms rather than every 5 s.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SWITCHYARD_") || key == "DATABASE_URL" || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    let mut hub = cmd.spawn().expect("start switchyard serve");
-    let mut lines = tokio::io::BufReader::new(hub.stdout.take().expect("stdout")).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read") {
-            if let Some(rest) = line.strip_prefix("switchyard listening on ") {
-                return rest.split_whitespace().next().expect("url").to_owned();
-            }
-        }
-        panic!("the hub exited before it listened");
-    })
-    .await
-    .expect("the hub listens");
+    // Export every 100 ms rather than every 5 s.
+    let hub =
+        ConfiguredServe::start(&config, dir.path(), &[("OTEL_BSP_SCHEDULE_DELAY", "100")]).await;
+    let (_child, mut lines, base) = (hub.child, hub.lines, hub.base);
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     let keys = JwtKeys::new(TEST_SECRET.as_bytes(), None);

@@ -110,3 +110,69 @@ impl ServeProcess {
         format!("ws://127.0.0.1:{}/v1/agents/connect", self.port)
     }
 }
+
+/// Removes the caller's `SWITCHYARD_*`, `DATABASE_URL` and `RUST_LOG` from
+/// `cmd`'s environment: the process reads only what the test gives it.
+pub fn without_callers_settings(cmd: &mut Command) {
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SWITCHYARD_") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+}
+
+/// `switchyard serve --config FILE` run in `dir` (its data directory),
+/// with only the settings of the file and `env`; its output is read line
+/// by line.
+pub struct ConfiguredServe {
+    pub child: Child,
+    pub lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// `http://host:port`, from the banner it prints once it listens.
+    pub base: String,
+}
+
+impl ConfiguredServe {
+    /// Starts it and waits for its banner.
+    pub async fn start(
+        config: &std::path::Path,
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> ConfiguredServe {
+        use tokio::io::AsyncBufReadExt;
+        let mut cmd = Command::new(crate::cli::binary());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(dir)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        without_callers_settings(&mut cmd);
+        cmd.envs(env.iter().copied());
+        let mut child = cmd.spawn().expect("start switchyard serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read the hub's output") {
+                if let Some(rest) = line.strip_prefix("switchyard listening on ") {
+                    return rest.split_whitespace().next().expect("url").to_owned();
+                }
+            }
+            panic!("the hub exited before it listened");
+        })
+        .await
+        .expect("the hub listens");
+        ConfiguredServe { child, lines, base }
+    }
+
+    /// Sends it SIGHUP.
+    pub fn hangup(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+}

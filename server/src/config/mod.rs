@@ -9,6 +9,7 @@ pub mod changes;
 mod live;
 mod raw;
 mod secrets;
+mod sections;
 pub mod settings;
 mod source;
 
