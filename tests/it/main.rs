@@ -5,6 +5,7 @@
 mod agents;
 mod api_auth;
 mod api_batch;
+mod api_context;
 mod api_errors;
 mod api_jobs;
 mod bench;

@@ -8,6 +8,7 @@
 //! same database and schema tests can poke at it with raw SQL.
 
 mod agents;
+mod context;
 mod dispatch;
 mod dispatch_races;
 mod failures;
@@ -56,6 +57,7 @@ contract!(
     jobs::unknown_dependencies_store_nothing,
     jobs::unfinished_dependency_makes_job_wait,
     jobs::list_jobs_filters_and_pages,
+    context::list_jobs_by_context,
     lifecycle::cancel_cancels_tasks_and_appends_events,
     lifecycle::transition_sets_times_and_names_conflicts,
     races::cancel_racing_completion_has_one_winner,

@@ -88,6 +88,8 @@ pub enum CreateJobOutcome {
 pub struct JobFilter {
     pub status: Option<JobStatus>,
     pub label: Option<String>,
+    /// Every one must match (see [`super::ContextFilter`]).
+    pub context: Vec<super::ContextFilter>,
     /// Return only jobs strictly older than this id (ids are UUIDv7, so time ordered).
     pub before: Option<Uuid>,
     pub limit: u32,

@@ -107,6 +107,11 @@ pub struct ListArgs {
     /// Only jobs carrying this label.
     #[arg(long)]
     pub label: Option<String>,
+    /// Only jobs whose context has this value at this key, e.g.
+    /// `--context customer=acme` or `--context order.id=42` (nested keys
+    /// joined by dots; repeatable, all must match).
+    #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_context)]
+    pub context: Vec<(String, String)>,
     /// How many jobs (1 to 500).
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
@@ -274,6 +279,16 @@ async fn create(client: &Client, args: CreateArgs) -> Result<(), CliError> {
     watch(client, &id).await
 }
 
+/// `KEY=VALUE` of `--context`.
+fn parse_context(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!(
+            "`{raw}` is not KEY=VALUE; write e.g. `--context customer=acme` or `--context order.id=42`"
+        )),
+    }
+}
+
 async fn list(client: &Client, args: ListArgs) -> Result<(), CliError> {
     let mut path = format!("/v1/jobs?limit={}", args.limit.clamp(1, 500));
     if let Some(s) = &args.status {
@@ -281,6 +296,13 @@ async fn list(client: &Client, args: ListArgs) -> Result<(), CliError> {
     }
     if let Some(l) = &args.label {
         path.push_str(&format!("&label={}", query_value(l)));
+    }
+    for (key, value) in &args.context {
+        path.push_str(&format!(
+            "&context.{}={}",
+            query_value(key),
+            query_value(value)
+        ));
     }
     let page = client.get(&path).await?;
     let stats = if args.stats {

@@ -1,6 +1,7 @@
 //! `/v1/jobs`: create, list, read, items, document, cancel.
 
 pub mod batch;
+pub mod context_query;
 pub mod create;
 
 use axum::Json;
@@ -185,18 +186,26 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// List jobs, newest first.
-#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListJobsQuery),
+///
+/// Filter on the job's `context` with `context.<key>=<value>` (nested keys
+/// joined by dots, e.g. `context.order.id=42`; or `context[order.id]=42`).
+/// A filter matches the same string at that key, or the same number or
+/// boolean when the value reads as one. Up to 8 filters; all must match.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListJobsQuery,
+        ("context" = Option<std::collections::BTreeMap<String, String>>, Query, style = DeepObject, explode,
+         description = "Context filters, `context[<key>]=<value>` or `context.<key>=<value>`: see the operation's description")),
     responses((status = 200, body = JobList), (status = 400, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_jobs(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(q): ApiQuery<ListJobsQuery>,
+    context_query::ContextQuery(q, context): context_query::ContextQuery<ListJobsQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     caller.require(Permission::Read)?;
     let filter = JobFilter {
         status: parse_status::<JobStatus>(q.status.as_deref())?,
         label: q.label,
+        context,
         before: q
             .cursor
             .as_deref()

@@ -31,7 +31,7 @@ pub use values::{Day, Texts, Ts, Uuids, opt_ts};
 
 use super::group_commit::EventRow;
 use super::{Backend, SchemaStatus, StoreError};
-use crate::domain::AgentSnapshot;
+use crate::domain::{AgentSnapshot, ContextFilter};
 
 /// A value both drivers can bind: integers, strings, UUIDs, JSON, bytes,
 /// and the store's own [`Ts`], [`Texts`], [`Uuids`] and [`Day`], each also
@@ -225,6 +225,9 @@ pub trait Driver: Send + Sync + Sized + 'static {
     fn row_lock(lock: RowLock) -> &'static str;
     /// [`RowLock::NoKeyUpdate`] on the rows of one joined table, `alias`.
     fn row_lock_of(alias: &'static str) -> &'static str;
+    /// Appends ` AND <the context of job j matches filter>`; the rule of
+    /// what matches is [`ContextFilter`]'s.
+    fn push_context_filter(q: &mut Query<Self>, filter: &ContextFilter);
 
     // ------------------------------------------- statements that differ
 

@@ -24,10 +24,10 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
 use sqlx::{Arguments, AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::driver::{self, Driver, Row, RowLock, Statements, Value};
+use super::driver::{self, Driver, Query, Row, RowLock, Statements, Value};
 use super::group_commit::EventRow;
 use super::{Backend, SchemaStatus, StoreError, migrate};
-use crate::domain::AgentSnapshot;
+use crate::domain::{AgentSnapshot, ContextFilter};
 
 /// Key of the transaction-scoped advisory lock that orders event appends.
 ///
@@ -209,6 +209,18 @@ impl Driver for Pg {
             "d" => " FOR NO KEY UPDATE OF d",
             _ => " FOR NO KEY UPDATE",
         }
+    }
+
+    /// Containment (`@>`), which the GIN index on `jobs.context` serves.
+    fn push_context_filter(q: &mut Query<Self>, filter: &ContextFilter) {
+        q.push(" AND (");
+        for (i, containment) in filter.containments().into_iter().enumerate() {
+            if i > 0 {
+                q.push(" OR ");
+            }
+            q.push("j.context @> ").push_bind(containment);
+        }
+        q.push(")");
     }
 
     /// See [`crate::store::driver::Driver::append_events`].

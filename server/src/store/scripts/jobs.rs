@@ -140,6 +140,9 @@ pub(super) async fn list_jobs<D: Driver>(
             .push_bind(label.clone())
             .push(")");
     }
+    for context in &filter.context {
+        D::push_context_filter(&mut qb, context);
+    }
     if let Some(before) = filter.before {
         qb.push(" AND j.id < ").push_bind(before);
     }

@@ -30,11 +30,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Arguments, AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use super::driver::{self, Driver, Row, RowLock, Statements, Ts, Value, opt_ts, query};
+use super::driver::{self, Driver, Query, Row, RowLock, Statements, Ts, Value, opt_ts, query};
 use super::group_commit::EventRow;
 use super::shared::INSERT_CHUNK;
 use super::{Backend, SchemaStatus, StoreError, migrate};
-use crate::domain::AgentSnapshot;
+use crate::domain::{AgentSnapshot, ContextFilter};
 
 /// How long a connection waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -204,6 +204,19 @@ impl Driver for Lite {
 
     fn row_lock_of(_alias: &'static str) -> &'static str {
         ""
+    }
+
+    /// The compact JSON text at the path (`->`), one of the candidates'.
+    fn push_context_filter(q: &mut Query<Self>, filter: &ContextFilter) {
+        q.push(" AND j.context -> ").push_bind(filter.json_path());
+        q.push(" IN (");
+        for (i, text) in filter.candidate_texts().into_iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push_bind(text);
+        }
+        q.push(")");
     }
 
     /// See [`crate::store::driver::Driver::append_events`]. With a single
