@@ -20,6 +20,7 @@ mod events;
 mod metrics;
 mod monitor;
 mod nul;
+mod openapi;
 mod reload;
 mod store_contract;
 mod traces;

@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, Method, header};
-use axum::routing::get;
 use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{
@@ -61,12 +60,14 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(nodes::routes())
 }
 
-/// Health, readiness and metrics: outside `/v1` and its rate limit.
+/// Health, readiness, metrics and the API description: outside the `/v1`
+/// rate limit.
 pub fn operations() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(metrics::render))
+        .routes(routes!(openapi::openapi_json))
 }
 
 /// Builds the whole HTTP application.
@@ -75,7 +76,6 @@ pub fn router(state: AppState) -> Router {
 
     let (v1, _) = api().split_for_parts();
     let v1 = v1
-        .route("/v1/openapi.json", get(openapi::openapi_json))
         // One stream-ticket store per router, i.e. per hub.
         .layer(Extension(crate::events::tickets::Tickets::default()))
         .layer(axum::middleware::from_fn_with_state(

@@ -51,6 +51,9 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     })
 }
 
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The API description, OpenAPI 3.1", content_type = "application/json")))]
 pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(document())
 }

@@ -17,7 +17,7 @@ use crate::config::is_capability_name;
 use crate::domain::storable::{NUL_PROBLEM, nul_path};
 use crate::domain::{Document, DocumentMeta, NewJob};
 use crate::http::error::{ApiError, FieldError};
-use crate::http::extract::{body_too_large, json_rejection};
+use crate::http::extract::json_rejection;
 
 /// The most labels a job may carry, and the longest label.
 const MAX_LABELS: usize = 32;
@@ -62,10 +62,10 @@ pub struct DocumentUpload {
 }
 
 /// A document received, before validation.
-struct RawDocument {
-    bytes: Vec<u8>,
-    file_name: Option<String>,
-    content_type: Option<String>,
+pub(super) struct RawDocument {
+    pub(super) bytes: Vec<u8>,
+    pub(super) file_name: Option<String>,
+    pub(super) content_type: Option<String>,
 }
 
 /// Reads the request body in whichever form it came.
@@ -80,7 +80,7 @@ pub async fn read_body(req: Request) -> Result<NewJobDraft, ApiError> {
         let multipart = Multipart::from_request(req, &())
             .await
             .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
-        read_multipart(multipart).await
+        super::form::read_multipart(multipart).await
     } else if content_type.starts_with("application/json") || content_type.is_empty() {
         let axum::Json(body) = axum::Json::<CreateJobRequest>::from_request(req, &())
             .await
@@ -135,99 +135,9 @@ impl NewJobDraft {
 
 /// Parsed but not yet validated.
 pub struct NewJobDraft {
-    body: CreateJobRequest,
-    document: Option<RawDocument>,
-    errors: Vec<FieldError>,
-}
-
-async fn read_multipart(mut multipart: Multipart) -> Result<NewJobDraft, ApiError> {
-    let mut body = CreateJobRequest::default();
-    let mut document = None;
-    let mut errors = Vec::new();
-    let mut saw_file = false;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(body_too_large());
-            }
-            Err(e) => return Err(ApiError::bad_request("invalid_multipart", e.body_text())),
-        };
-        let name = field.name().unwrap_or("").to_owned();
-        if name == "document" {
-            saw_file = true;
-            let file_name = field.file_name().map(str::to_owned);
-            let content_type = field.content_type().map(str::to_owned);
-            let bytes = field.bytes().await.map_err(|e| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    body_too_large()
-                } else {
-                    ApiError::bad_request("invalid_multipart", e.body_text())
-                }
-            })?;
-            document = Some(RawDocument {
-                bytes: bytes.to_vec(),
-                file_name,
-                content_type,
-            });
-            continue;
-        }
-        let text = field.text().await.map_err(|e| {
-            ApiError::bad_request(
-                "invalid_multipart",
-                format!("field `{name}`: {}", e.body_text()),
-            )
-        })?;
-        match name.as_str() {
-            "prompt" => body.prompt = Some(text),
-            "pipeline" => body.pipeline = Some(split_list(&text)),
-            "labels" | "label" => body.labels.get_or_insert_with(Vec::new).extend(split_list(&text)),
-            "priority" => match text.trim().parse() {
-                Ok(p) => body.priority = Some(p),
-                Err(_) => errors.push(FieldError::new("priority", format!("`{text}` is not a whole number from 0 to 9"))),
-            },
-            "max_attempts" => match text.trim().parse() {
-                Ok(p) => body.max_attempts = Some(p),
-                Err(_) => errors.push(FieldError::new("max_attempts", format!("`{text}` is not a whole number"))),
-            },
-            "context" => match serde_json::from_str(&text) {
-                Ok(v) => body.context = Some(v),
-                Err(e) => errors.push(FieldError::new("context", format!("is not valid JSON: {e}"))),
-            },
-            "depends_on" => {
-                for id in split_list(&text) {
-                    match Uuid::parse_str(&id) {
-                        Ok(id) => body.depends_on.get_or_insert_with(Vec::new).push(id),
-                        Err(_) => errors.push(FieldError::new("depends_on", format!("`{id}` is not a job id (UUID)"))),
-                    }
-                }
-            }
-            other => errors.push(FieldError::new(
-                other,
-                "unknown form field; allowed: prompt, pipeline, context, priority, labels, depends_on, max_attempts, document",
-            )),
-        }
-    }
-    if !saw_file {
-        return Err(ApiError::invalid(
-            "document",
-            "a multipart/form-data job needs a `document` file part; send JSON instead when there is no document",
-        ));
-    }
-    Ok(NewJobDraft {
-        body,
-        document,
-        errors,
-    })
-}
-
-fn split_list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    pub(super) body: CreateJobRequest,
+    pub(super) document: Option<RawDocument>,
+    pub(super) errors: Vec<FieldError>,
 }
 
 fn valid_label(label: &str) -> bool {

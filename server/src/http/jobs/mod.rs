@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod context_query;
 pub mod create;
+pub mod form;
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -112,7 +113,8 @@ fn parse_status<T: std::str::FromStr<Err = crate::domain::status::UnknownStatus>
 
 /// Submit a job (JSON, or multipart with a `document` file part).
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
-    request_body(content = create::CreateJobRequest, description = "JSON body; or multipart/form-data with the same fields and a `document` file part"),
+    request_body(description = "JSON; or multipart/form-data with the same fields and a `document` file part",
+        content((create::CreateJobRequest = "application/json"), (form::CreateJobForm = "multipart/form-data"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body returns the existing job")),
     responses(
         (status = 201, description = "Created", body = Job),
