@@ -56,6 +56,7 @@ from .protocol import (
 )
 
 log = logging.getLogger("switchyard_agent")
+log.addHandler(logging.NullHandler())  # the application configures logging
 
 __version__ = "0.1.0"
 
