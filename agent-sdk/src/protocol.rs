@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -21,7 +22,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const SUPPORTED_PROTOCOLS: &[u32] = &[1];
 
 /// The reported health of an agent, sent in every heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentHealth {
     /// Fully able to work.
@@ -43,7 +44,7 @@ impl AgentHealth {
 // ---------------------------------------------------------------- agent → hub
 
 /// A message from an agent to the hub.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
     Hello(Hello),
@@ -73,7 +74,7 @@ impl AgentMessage {
 }
 
 /// First message of a session: who the agent is and what it can do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Hello {
     /// Protocol version the agent speaks; must be in [`SUPPORTED_PROTOCOLS`].
     pub protocol: u32,
@@ -92,7 +93,7 @@ pub struct Hello {
 }
 
 /// One thing an agent can do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Capability {
     /// e.g. `requirements.extract`.
     pub name: String,
@@ -120,7 +121,7 @@ fn one() -> u32 {
 }
 
 /// What a capability costs, used for the job reports' cost figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Pricing {
     /// Currency of the prices, e.g. `USD`.
     #[serde(default)]
@@ -134,7 +135,7 @@ pub struct Pricing {
 }
 
 /// Liveness and load, sent every `heartbeat_interval_ms`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Heartbeat {
     /// The agent's clock, RFC 3339.
     pub timestamp: chrono::DateTime<chrono::Utc>,
@@ -151,14 +152,14 @@ pub struct Heartbeat {
 }
 
 /// Names one attempt of one task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct TaskRef {
     pub task_id: Uuid,
     pub attempt: u32,
 }
 
 /// Still working: extends the task's lease.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Progress {
     pub task_id: Uuid,
     pub attempt: u32,
@@ -171,7 +172,7 @@ pub struct Progress {
 
 /// One result item (a requirement, in the reference pipeline); it becomes the
 /// input of one task of the next stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ItemMessage {
     pub task_id: Uuid,
     pub attempt: u32,
@@ -182,7 +183,7 @@ pub struct ItemMessage {
 }
 
 /// How a task that judged an item decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The input item passes (it becomes `integrated` at the last stage).
@@ -193,7 +194,7 @@ pub enum Verdict {
 }
 
 /// LLM usage of one task attempt.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Usage {
     #[serde(default)]
     pub tokens_in: u64,
@@ -206,7 +207,7 @@ pub struct Usage {
 }
 
 /// The task is done.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Complete {
     pub task_id: Uuid,
     pub attempt: u32,
@@ -224,7 +225,7 @@ pub struct Complete {
 }
 
 /// The attempt failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Fail {
     pub task_id: Uuid,
     pub attempt: u32,
@@ -239,7 +240,7 @@ fn yes() -> bool {
 }
 
 /// The agent will not run this task now; it goes back to the queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Decline {
     pub task_id: Uuid,
     pub attempt: u32,
@@ -248,13 +249,13 @@ pub struct Decline {
 }
 
 /// Take no new work; running work finishes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Drain {}
 
 // ---------------------------------------------------------------- hub → agent
 
 /// A message from the hub to an agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HubMessage {
     Welcome(Welcome),
@@ -266,7 +267,7 @@ pub enum HubMessage {
 }
 
 /// Answer to `hello`: the session is open.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Welcome {
     pub protocol: u32,
     pub agent_id: Uuid,
@@ -282,7 +283,7 @@ pub struct Welcome {
 }
 
 /// Work for the agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskAssignment {
     pub task_id: Uuid,
     pub attempt: u32,
@@ -299,7 +300,7 @@ pub struct TaskAssignment {
 }
 
 /// Stop working on a task (its job was cancelled).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Cancel {
     pub task_id: Uuid,
     pub attempt: u32,
@@ -308,7 +309,7 @@ pub struct Cancel {
 
 /// A `complete`, `fail` or `decline` is durably recorded (items are written
 /// with their attempt's `complete`; `item_id` is reserved).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Ack {
     pub task_id: Uuid,
     pub attempt: u32,
@@ -320,7 +321,7 @@ pub struct Ack {
 }
 
 /// Something the agent sent was refused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorMessage {
     /// Machine-readable, e.g. `stale_attempt`, `invalid_message`.
     pub code: String,
@@ -330,7 +331,7 @@ pub struct ErrorMessage {
 }
 
 /// The hub is going away (or removing this agent); reconnect later.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Shutdown {
     pub reason: String,
     #[serde(default)]

@@ -30,5 +30,6 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;
+pub mod wire_schema;
 
 pub use server::Server;

@@ -25,3 +25,4 @@ mod reload;
 mod store_contract;
 mod traces;
 mod webhooks;
+mod wire_schema;

@@ -117,15 +117,27 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
+/// The JSON Schema of an event's `type`: one of [`EventType::ALL`].
+pub fn event_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    schemars::json_schema!({"type": "string", "enum": names})
+}
+
 /// A stored event with its global sequence number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct Event {
     /// Global, strictly increasing.
     pub seq: i64,
     pub job_id: Option<Uuid>,
+    /// One of the types in `docs/events.md`.
     #[serde(rename = "type")]
+    #[schemars(schema_with = "event_type_schema")]
     pub kind: String,
+    /// Depends on the type (`docs/events.md`).
     #[schema(value_type = Object)]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
     /// The `x-request-id` of the HTTP request whose transaction appended it

@@ -39,7 +39,7 @@ use crate::domain::{AgentHealth, AgentSessionState, Task};
 use crate::store::DynStore;
 
 /// What the REST API and dashboards see of a live agent; kept current by the dispatcher.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct LiveAgent {
     pub id: Uuid,
     pub name: String,
@@ -56,7 +56,7 @@ pub struct LiveAgent {
 }
 
 /// One capability's ready queue, as last measured by the dispatcher.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct QueueStats {
     /// Tasks ready and waiting for an agent.
     pub depth: u64,

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::model::{NewDelivery, Webhook};
@@ -13,7 +14,7 @@ use crate::store::{DynStore, StoreError};
 /// The Standard Webhooks body: `{"type", "timestamp", "data"}`; `data` is the
 /// event's payload plus its `seq` and `job_id`.
 pub fn render_body(event: &Event) -> String {
-    let mut data = match &event.payload {
+    let mut payload = match &event.payload {
         Value::Object(map) => map.clone(),
         other => {
             let mut map = serde_json::Map::new();
@@ -21,14 +22,48 @@ pub fn render_body(event: &Event) -> String {
             map
         }
     };
-    data.insert("seq".into(), json!(event.seq));
-    data.insert("job_id".into(), json!(event.job_id));
-    json!({
-        "type": event.kind,
-        "timestamp": event.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "data": data,
-    })
-    .to_string()
+    // `seq` and `job_id` are the event's own (a payload naming its job says
+    // the same); each key once.
+    payload.remove("seq");
+    payload.remove("job_id");
+    let body = WebhookBody {
+        kind: &event.kind,
+        timestamp: event
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        data: WebhookData {
+            seq: event.seq,
+            job_id: event.job_id,
+            payload,
+        },
+    };
+    // Strings, integers and JSON values: always encodes.
+    serde_json::to_string(&body).unwrap_or_default()
+}
+
+/// The body of every webhook request (`docs/schema/webhook-payload.json`).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct WebhookBody<'a> {
+    /// The event's type.
+    #[serde(rename = "type")]
+    #[schemars(schema_with = "crate::domain::event::event_type_schema")]
+    pub kind: &'a str,
+    /// When the event happened, RFC 3339 with microseconds.
+    #[schemars(with = "chrono::DateTime<chrono::Utc>")]
+    pub timestamp: String,
+    pub data: WebhookData,
+}
+
+/// A webhook's `data`: the event's payload (per type, `docs/events.md`)
+/// plus its position in the log and its job.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct WebhookData {
+    /// The event's global sequence number.
+    pub seq: i64,
+    /// Null for events without a job.
+    pub job_id: Option<Uuid>,
+    #[serde(flatten)]
+    pub payload: serde_json::Map<String, Value>,
 }
 
 /// Does any subscription filter on a job label (then the events' job labels
@@ -97,6 +132,8 @@ pub fn deliveries_for(
 mod tests {
     use chrono::{TimeZone, Utc};
 
+    use serde_json::json;
+
     use super::*;
     use crate::webhooks::model::SigningKeys;
 
@@ -131,6 +168,38 @@ mod tests {
                 previous: None,
                 previous_expires_at: None,
             },
+        }
+    }
+
+    #[test]
+    fn body_names_seq_and_job_once() {
+        let job = Uuid::nil();
+        let mut e = event(7, "job.created", Some(job));
+        e.payload = json!({"job_id": job, "seq": 1, "status": "queued"});
+        let text = render_body(&e);
+        assert_eq!(text.matches("\"job_id\"").count(), 1, "{text}");
+        assert_eq!(text.matches("\"seq\"").count(), 1, "{text}");
+        assert!(text.contains("\"seq\":7"), "{text}");
+    }
+
+    #[test]
+    fn body_matches_the_published_schema() {
+        let schema = crate::wire_schema::documents()
+            .into_iter()
+            .find(|d| d.file == "webhook-payload.json")
+            .expect("the webhook schema")
+            .schema;
+        let validator = jsonschema::validator_for(&crate::wire_schema::strict(&schema)).unwrap();
+        for e in [
+            event(7, "job.created", Some(Uuid::nil())),
+            event(8, "agent.connected", None),
+        ] {
+            let body: Value = serde_json::from_str(&render_body(&e)).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&body)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{body}: {errors:?}");
         }
     }
 

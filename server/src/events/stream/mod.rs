@@ -11,6 +11,7 @@
 //! (a client that stopped reading altogether) ends the connection.
 
 pub mod connection;
+pub mod frames;
 pub mod protocol;
 pub mod snapshots;
 

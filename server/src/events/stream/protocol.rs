@@ -2,8 +2,10 @@
 //! client sends, with an error code and a clear message for everything that
 //! is wrong, and rendering what the hub sends.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
+
+use super::frames::ServerFrame;
 
 /// Longest subscription id accepted.
 pub const MAX_ID_LEN: usize = 128;
@@ -101,7 +103,10 @@ impl Refusal {
 
     /// The `error` frame.
     pub fn frame(&self) -> String {
-        json!({"type": "error", "code": self.code, "message": self.message}).to_string()
+        frame(&ServerFrame::Error {
+            code: self.code,
+            message: &self.message,
+        })
     }
 }
 
@@ -184,10 +189,19 @@ fn parse_after(raw: &Value) -> Result<i64, Refusal> {
         })
 }
 
+/// A frame's text (these frames hold only strings and integers, which
+/// always encode).
+fn frame(frame: &ServerFrame<'_>) -> String {
+    serde_json::to_string(frame).unwrap_or_default()
+}
+
 /// `subscribed`.
 pub fn subscribed(id: &str, topic: Topic, latest_seq: i64) -> String {
-    json!({"type": "subscribed", "id": id, "topic": topic.name(), "latest_seq": latest_seq})
-        .to_string()
+    frame(&ServerFrame::Subscribed {
+        id,
+        topic: topic.name(),
+        latest_seq,
+    })
 }
 
 /// `event`: the event's JSON is spliced in as encoded once for everyone.
@@ -198,18 +212,18 @@ pub fn event(id: &str, event_json: &str) -> String {
 
 /// `lagged`.
 pub fn lagged(last_seq: i64) -> String {
-    json!({
-        "type": "lagged",
-        "last_seq": last_seq,
-        "message": format!(
+    frame(&ServerFrame::Lagged {
+        last_seq,
+        message: format!(
             "this connection fell too far behind the event stream and is closed; reconnect and subscribe again with after = {last_seq}"
         ),
     })
-    .to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

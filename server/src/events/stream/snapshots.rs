@@ -13,7 +13,7 @@ use crate::domain::{AgentHealth, AgentSessionState};
 use crate::hub::{HubHandle, LiveAgent, QueueStats};
 
 /// Agents by session state and health, as the `stats` topic shows them.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct AgentCounts {
     pub connected: u64,
     pub draining: u64,
@@ -63,7 +63,7 @@ pub fn agent_counts(hub: &HubHandle) -> AgentCounts {
 }
 
 /// The `stats` frame without its subscription id.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Stats {
     pub queues: BTreeMap<String, QueueStats>,
     pub agents: AgentCounts,
