@@ -63,6 +63,72 @@ async fn a_good_setup_passes_every_check_and_creates_nothing() {
 }
 
 #[tokio::test]
+async fn json_output_carries_every_check_and_the_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = doctor(dir.path(), &["--listen", &free_listen(), "--json"], &[]).await;
+    assert!(run.ok, "{}", run.out);
+    let report: serde_json::Value = serde_json::from_str(&run.out).expect("JSON only");
+    assert_eq!(report["ok"], true);
+    let checks = report["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), 6, "{report}");
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["ok"] == true && c["says"].is_string())
+    );
+
+    // A failing check: still JSON on stdout, and exit 1.
+    let run = doctor(
+        dir.path(),
+        &["--listen", &free_listen(), "--json"],
+        &[("SWITCHYARD_ACCEPT_TIMEOUT", "10")],
+    )
+    .await;
+    assert!(!run.ok);
+    let json_part = &run.out[..run.out.rfind('}').expect("a JSON object") + 1];
+    let report: serde_json::Value = serde_json::from_str(json_part).expect("JSON");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["checks"][0]["name"], "configuration");
+    assert!(
+        report["checks"][0]["says"]
+            .as_str()
+            .unwrap()
+            .contains("durations need a unit"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn token_issue_json_names_the_token_and_its_expiry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = tokio::process::Command::new(switchyard_tests::cli::binary());
+    cmd.args([
+        "token", "issue", "--role", "agent", "--sub", "py-1", "--ttl", "2h", "--json",
+    ])
+    .current_dir(dir.path());
+    switchyard_tests::process::without_callers_settings(&mut cmd);
+    cmd.env(
+        "SWITCHYARD_JWT_SECRET",
+        "a-test-secret-of-at-least-32-characters!!",
+    );
+    let output = cmd.output().await.expect("run switchyard token issue");
+    assert!(output.status.success(), "{output:?}");
+    let out: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        (out["sub"].as_str(), out["role"].as_str()),
+        (Some("py-1"), Some("agent"))
+    );
+    assert_eq!(out["token"].as_str().unwrap().split('.').count(), 3);
+    let expires = chrono::DateTime::parse_from_rfc3339(out["expires_at"].as_str().unwrap())
+        .expect("RFC 3339");
+    let left = expires.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(
+        (7_100..=7_200).contains(&left.num_seconds()),
+        "expires in {left}"
+    );
+}
+
+#[tokio::test]
 async fn a_duration_without_a_unit_fails_the_configuration_check() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = doctor(dir.path(), &[], &[("SWITCHYARD_ACCEPT_TIMEOUT", "10")]).await;

@@ -19,6 +19,7 @@ use crate::store::migrate::{self, WebhookTarget};
 use crate::webhooks::target::{AddressPolicy, parse_url};
 
 /// One check's verdict.
+#[derive(serde::Serialize)]
 struct Check {
     name: &'static str,
     ok: bool,
@@ -62,20 +63,26 @@ pub async fn run(doctor: DoctorArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut failed = 0;
-    for c in &checks {
-        println!(
-            "{} {:<14} {}",
-            if c.ok { "ok  " } else { "FAIL" },
-            c.name,
-            c.says
-        );
-        failed += usize::from(!c.ok);
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if doctor.json {
+        let report = serde_json::json!({"ok": failed == 0, "checks": checks});
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for c in &checks {
+            println!(
+                "{} {:<14} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.says
+            );
+        }
     }
     if failed > 0 {
         anyhow::bail!("{failed} of {} checks failed; see above", checks.len());
     }
-    println!("all {} checks passed", checks.len());
+    if !doctor.json {
+        println!("all {} checks passed", checks.len());
+    }
     Ok(())
 }
 

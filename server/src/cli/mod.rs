@@ -104,6 +104,9 @@ pub struct DoctorArgs {
     /// Also connect to every enabled webhook subscription's target.
     #[arg(long)]
     pub webhooks: bool,
+    /// Print the checks as JSON: `{"ok": bool, "checks": [{"name", "ok", "says"}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +128,9 @@ pub struct TokenIssueArgs {
     /// How long it is valid, e.g. 24h, 30m, 7days.
     #[arg(long, default_value = "24h")]
     pub ttl: String,
+    /// Print `{"token", "sub", "role", "expires_at"}` instead of the bare token.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl ServeArgs {

@@ -46,6 +46,24 @@ pub fn issue(args: TokenIssueArgs) -> anyhow::Result<()> {
     let token = keys
         .issue(&args.sub, role, ttl)
         .context("signing the token")?;
-    println!("{token}");
+    if args.json {
+        // The token's own expiry, read back from it.
+        let claims = keys
+            .verify(&token)
+            .map_err(|e| anyhow::anyhow!("reading back the token just signed: {e}"))?;
+        let expires_at = i64::try_from(claims.exp)
+            .ok()
+            .and_then(|exp| chrono::DateTime::from_timestamp(exp, 0))
+            .context("--ttl is too long: the expiry is past the year 262143")?;
+        let out = serde_json::json!({
+            "token": token,
+            "sub": args.sub,
+            "role": role.to_string(),
+            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        println!("{out}");
+    } else {
+        println!("{token}");
+    }
     Ok(())
 }
