@@ -6,7 +6,8 @@
 //! `tests/schemathesis/run`) checks the document is valid OpenAPI 3.1. This
 //! checks the other direction: every operation the document describes is
 //! served, none falls through to the router's "no route" or "method not
-//! allowed" answers.
+//! allowed" answers. And the `curl` examples in the README and docs/webhooks.md
+//! send bodies the document accepts.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -73,4 +74,88 @@ async fn every_described_operation_is_served() {
         }
     }
     assert!(operations >= 36, "only {operations} operations described");
+}
+
+/// The request bodies of the `curl` examples in the README and the docs:
+/// `-X POST|PATCH localhost:8000<path> ... -d '<json>'`, each with the
+/// method, the path and the body.
+fn curl_examples(markdown: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for chunk in markdown.split("curl ").skip(1) {
+        let Some(x) = chunk.find("-X ") else { continue };
+        let rest = &chunk[x + 3..];
+        let mut words = rest.split_whitespace();
+        let (Some(method), Some(url)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some(path) = url.strip_prefix("localhost:8000") else {
+            continue;
+        };
+        let Some(d) = chunk.find("-d '") else {
+            continue;
+        };
+        let body = &chunk[d + 4..];
+        let Some(end) = body.find('\'') else { continue };
+        out.push((method.to_owned(), path.to_owned(), body[..end].to_owned()));
+    }
+    out
+}
+
+/// Does an example path (`/v1/webhooks/$ID/replay`) fit a template
+/// (`/v1/webhooks/{id}/replay`)?
+fn fits(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && p.starts_with('$')))
+}
+
+#[test]
+fn documented_request_bodies_match_the_openapi_schemas() {
+    let doc = serde_json::to_value(switchyard::http::openapi::document()).unwrap();
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut checked = 0;
+    for file in ["README.md", "docs/webhooks.md"] {
+        let markdown = std::fs::read_to_string(root.join(file)).unwrap();
+        for (method, path, body) in curl_examples(&markdown) {
+            let (template, item) = doc["paths"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(t, _)| fits(t, &path))
+                .unwrap_or_else(|| panic!("{file}: {method} {path} is not in the API"));
+            let op = &item[method.to_lowercase()];
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            assert!(
+                schema.is_object(),
+                "{file}: {method} {template} takes no JSON body"
+            );
+            let wrapped = serde_json::json!({
+                "$ref": schema["$ref"],
+                "components": doc["components"],
+            });
+            let validator = jsonschema::validator_for(&wrapped).expect("a valid schema");
+            let value: Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{file}: the body of {method} {path} is not JSON: {e}"));
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{file}: {method} {path} {body}: {errors:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} examples found");
+
+    // The check has teeth: a mistyped field of a job body fails.
+    let schema =
+        &doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    let wrapped = serde_json::json!({"$ref": schema["$ref"], "components": doc["components"]});
+    let validator = jsonschema::validator_for(&wrapped).unwrap();
+    assert!(validator.is_valid(&serde_json::json!({"prompt": "p", "priority": 3})));
+    assert!(!validator.is_valid(&serde_json::json!({"prompt": "p", "priority": "high"})));
 }
