@@ -3,10 +3,10 @@
 
 Input, as the hub pushes it (docs/protocol.md, "task"):
 
-* stage 0: ``{prompt, context, document}`` - the job's document
+* stage 0: ``{job_id, prompt, context, document}`` - the job's document
   (``document.content_base64``, read as UTF-8) is summarised; a job without a
   document has its prompt summarised instead;
-* later stages: ``{prompt, context, item: {id, data}}`` - the item's
+* later stages: ``{job_id, prompt, context, item: {id, stage, data}}`` - the item's
   ``data.text`` (or the whole ``data`` as JSON) is summarised, so the agent
   can also follow e.g. ``requirements.extract`` in a pipeline.
 

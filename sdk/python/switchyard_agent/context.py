@@ -17,7 +17,7 @@ from . import protocol
 from .protocol import Task, TaskRef, Usage
 
 if TYPE_CHECKING:
-    from .agent import Agent, _LocalTask
+    from .tasks import _LocalTask, _TaskRunner
 
 
 class Fail(Exception):
@@ -51,7 +51,7 @@ class TaskContext:
     ``lease_ms`` (how long the lease lasts without :meth:`progress`).
     """
 
-    def __init__(self, agent: Agent, local: _LocalTask, task: Task, lease_ms: int) -> None:
+    def __init__(self, agent: _TaskRunner, local: _LocalTask, task: Task, lease_ms: int) -> None:
         self._agent = agent
         self._local = local
         self.task_id: str = task.task_id

@@ -12,7 +12,7 @@ import unittest
 import uuid
 
 from switchyard_agent import Agent, AgentError, Fail, PermanentError, Pricing, protocol
-from switchyard_agent.agent import _Backoff
+from switchyard_agent.connection import _Backoff
 from switchyard_agent.protocol import Ack, Cancel, Capability, Error, ProtocolError, Shutdown, Task, TaskRef, Usage, Welcome
 
 T = "0193a0f2-6f1e-7c3a-9a41-3f7f0c1d2e3b"
