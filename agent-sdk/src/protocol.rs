@@ -280,6 +280,11 @@ pub struct Welcome {
     /// Of the tasks listed in `hello.resume`, those the agent still owns.
     #[serde(default)]
     pub resumed: Vec<TaskRef>,
+    /// The other live nodes of the hub's cluster (their base URLs, e.g.
+    /// `http://10.0.0.2:8000`): where to reconnect if this one goes away.
+    /// Empty for a single hub.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hubs: Vec<String>,
 }
 
 /// Work for the agent.
@@ -336,6 +341,10 @@ pub struct Shutdown {
     pub reason: String,
     #[serde(default)]
     pub reconnect_after_ms: Option<u64>,
+    /// Other live nodes of the cluster to reconnect to instead (base URLs);
+    /// empty when there are none (come back to this one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hubs: Vec<String>,
 }
 
 /// Parses an agent's frame with an error message that names the problem:

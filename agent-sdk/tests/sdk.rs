@@ -489,6 +489,7 @@ async fn health_kill_and_shutdown() {
     conn.send(HubMessage::Shutdown(Shutdown {
         reason: "restarting".into(),
         reconnect_after_ms: Some(100),
+        hubs: vec![],
     }))
     .await;
     let (graceful, _) = conn.until_closed().await;
@@ -578,6 +579,7 @@ async fn auto_extend_leases_sends_progress() {
         lease_ms: 600,
         accept_timeout_ms: 1000,
         resumed: vec![],
+        hubs: vec![],
     }))
     .await;
     handle.wait_connected().await.unwrap();

@@ -170,12 +170,8 @@ impl Server {
         let live = Live::new(settings);
         crate::webhooks::spawn(store.clone(), live.clone(), &tasks, shutdown.clone())
             .map_err(StartError::WebhookClient)?;
-        let (hub, dispatcher) = HubHandle::start(
-            store.clone(),
-            hub_settings,
-            shutdown.clone(),
-            !node.has_peers(),
-        );
+        let (hub, dispatcher) =
+            HubHandle::start(store.clone(), hub_settings, shutdown.clone(), node.clone());
         bus.start_at(published);
         tasks.spawn(crate::events::pump::run(
             store.clone(),

@@ -169,6 +169,7 @@ impl Conn {
             lease_ms: 30_000,
             accept_timeout_ms: 5_000,
             resumed,
+            hubs: Vec::new(),
         }))
         .await;
     }

@@ -10,8 +10,8 @@
 //! leading at once rather than risk two leaders. On SQLite there is one node,
 //! and it always leads.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -38,6 +38,8 @@ pub struct Node {
     alone: bool,
     /// Other live nodes share the database.
     peers: AtomicBool,
+    /// Their URLs, as of the last heartbeat (sorted).
+    peer_urls: RwLock<Vec<String>>,
 }
 
 impl Node {
@@ -57,6 +59,7 @@ impl Node {
             leading: AtomicBool::new(alone),
             alone,
             peers: AtomicBool::new(false),
+            peer_urls: RwLock::new(Vec::new()),
         })
     }
 
@@ -67,6 +70,11 @@ impl Node {
     /// Whether other live nodes share the database (as of the last heartbeat).
     pub fn has_peers(&self) -> bool {
         self.peers.load(Ordering::Relaxed)
+    }
+
+    /// The other live nodes' URLs (`advertise_url`), for agents to move to.
+    pub fn peer_urls(&self) -> Vec<String> {
+        self.peer_urls.read().map(|u| u.clone()).unwrap_or_default()
     }
 
     /// Whether this node holds the monitor lease (runs the once-per-cluster work).
@@ -122,12 +130,22 @@ pub async fn beat(store: &DynStore, node: &Node, timeout: Duration) {
             let fresh = now - chrono::Duration::from_std(timeout).unwrap_or_default();
             // A node of the same name (`host:port`) is this one's crashed
             // predecessor: two processes cannot listen on one address.
-            let peers = nodes.iter().any(|n| {
-                n.id != node.id()
-                    && n.name != node.record.name
-                    && n.stopped_at.is_none()
-                    && n.heartbeat_at >= fresh
-            });
+            let mut urls: Vec<String> = nodes
+                .iter()
+                .filter(|n| {
+                    n.id != node.id()
+                        && n.name != node.record.name
+                        && n.stopped_at.is_none()
+                        && n.heartbeat_at >= fresh
+                })
+                .map(|n| n.url.clone())
+                .collect();
+            urls.sort();
+            urls.dedup();
+            let peers = !urls.is_empty();
+            if let Ok(mut known) = node.peer_urls.write() {
+                *known = urls;
+            }
             store.set_peers(peers);
             if peers != node.peers.swap(peers, Ordering::Relaxed) {
                 tracing::info!(

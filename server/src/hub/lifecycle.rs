@@ -131,6 +131,7 @@ impl Dispatcher {
                     attempt: r.attempt as u32,
                 })
                 .collect(),
+            hubs: self.handle.node.peer_urls(),
         };
         let _ = reply.send((welcome, resumed));
     }
@@ -313,6 +314,7 @@ impl Dispatcher {
                     let bye = HubMessage::Shutdown(Shutdown {
                         reason: format!("no heartbeat for {deadline:?}; marked offline"),
                         reconnect_after_ms: None,
+                        hubs: Vec::new(),
                     });
                     let _ = out.try_send(Outbound::Frame(frame(&bye)));
                     let _ = out.try_send(Outbound::Close {
@@ -475,9 +477,13 @@ impl Dispatcher {
 
     /// Tells every agent the hub is going away and writes a last snapshot.
     pub async fn on_shutdown(&mut self) {
+        let hubs = self.handle.node.peer_urls();
         let bye = frame(&HubMessage::Shutdown(Shutdown {
             reason: "the hub is shutting down".into(),
-            reconnect_after_ms: Some(1000),
+            // With other nodes alive, move there at once (with jitter);
+            // alone, come back when this hub has restarted.
+            reconnect_after_ms: Some(if hubs.is_empty() { 1000 } else { 0 }),
+            hubs,
         }));
         for agent in self.agents.values() {
             if let Some(out) = &agent.out {

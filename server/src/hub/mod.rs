@@ -86,6 +86,9 @@ pub struct HubHandle {
     /// The timings this handle's holder goes by: the dispatcher's at start,
     /// a session's own from when it connected (see [`Self::for_session`]).
     pub settings: Arc<HubSettings>,
+    /// This node of the cluster: the other nodes' URLs go to agents in
+    /// `welcome` and `shutdown`.
+    pub node: Arc<crate::cluster::Node>,
 }
 
 impl HubHandle {
@@ -99,8 +102,9 @@ impl HubHandle {
         store: DynStore,
         settings: HubSettings,
         shutdown: CancellationToken,
-        recover_held: bool,
+        node: Arc<crate::cluster::Node>,
     ) -> (HubHandle, JoinHandle<()>) {
+        let recover_held = !node.has_peers();
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = HubHandle {
             tx: tx.clone(),
@@ -108,6 +112,7 @@ impl HubHandle {
             queues: Arc::new(DashMap::new()),
             schemas: Arc::new(schema::SchemaRegistry::default()),
             settings: Arc::new(settings),
+            node,
         };
         let mut dispatcher = actor::Dispatcher::new(store, handle.clone(), tx, rx);
         dispatcher.recover_held = recover_held;
