@@ -89,6 +89,8 @@ impl CapabilitySpec {
 /// Everything an agent is configured with; shared by its runs.
 pub(crate) struct Config {
     pub(crate) url: String,
+    /// Other nodes of the hub's cluster to try, after `url`.
+    pub(crate) fallback_urls: Vec<String>,
     pub(crate) token: String,
     pub(crate) name: String,
     pub(crate) version: String,
@@ -189,6 +191,16 @@ impl AgentBuilder {
         self
     }
 
+    /// Another node of the hub's cluster (repeatable): when the current one
+    /// cannot be reached or the connection breaks, the agent tries the next
+    /// URL of its list. The hub also names its cluster's live nodes in
+    /// `welcome` and `shutdown`; the agent adds those by itself, so one URL
+    /// is enough once it has connected.
+    pub fn fallback_url(mut self, url: impl Into<String>) -> Self {
+        self.config.fallback_urls.push(url.into());
+        self
+    }
+
     /// Reconnect delays: exponential from `min` to `max`, with jitter
     /// (default 100 ms to 5 s). Reset after every successful `welcome`.
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
@@ -247,6 +259,11 @@ impl AgentBuilder {
         }
         config.url = normalize_url(&config.url)?;
         crate::connection::build_request(&config.url, &config.token)?;
+        config.fallback_urls = config
+            .fallback_urls
+            .iter()
+            .map(|u| normalize_url(u))
+            .collect::<Result<_, _>>()?;
         Ok(Agent {
             config: Arc::new(config),
         })
@@ -290,6 +307,7 @@ impl Agent {
         AgentBuilder {
             config: Config {
                 url: url.into(),
+                fallback_urls: Vec::new(),
                 token: token.into(),
                 name: name.into(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -594,3 +594,74 @@ async fn auto_extend_leases_sends_progress() {
     );
     handle.kill();
 }
+
+/// The hub names its cluster's other nodes in `welcome` and `shutdown`: a
+/// broken connection moves the agent to the next node it knows, a
+/// `shutdown` to a node it names; a configured fallback is tried when the
+/// first URL cannot be reached.
+#[tokio::test]
+async fn moves_between_the_nodes_of_a_cluster() {
+    let (a, b, c) = (
+        MockHub::start().await,
+        MockHub::start().await,
+        MockHub::start().await,
+    );
+    let handle = agent(&a.url).spawn();
+    let mut conn = a.accept().await.expect("accepted");
+    conn.hello().await;
+    conn.send(HubMessage::Welcome(switchyard_agent::protocol::Welcome {
+        protocol: 1,
+        agent_id: AGENT_ID,
+        session_id: Uuid::now_v7(),
+        heartbeat_interval_ms: 1000,
+        lease_ms: 30_000,
+        accept_timeout_ms: 5_000,
+        resumed: vec![],
+        // A base URL, as nodes advertise themselves.
+        hubs: vec![
+            b.url
+                .trim_end_matches("/v1/agents/connect")
+                .replace("ws://", "http://"),
+        ],
+    }))
+    .await;
+    handle.wait_connected().await.unwrap();
+    conn.push(1, 1, "echo", json!({"sleep_ms": 60_000})).await;
+    conn.recv().await; // accept
+
+    // Node A dies: the agent goes to B and resumes its task there.
+    conn.drop_abruptly();
+    let mut conn = b.accept().await.expect("accepted by B");
+    let hello = conn.hello().await;
+    assert_eq!(hello.resume, vec![task_ref(1, 1)]);
+    conn.welcome(vec![task_ref(1, 1)]).await;
+    handle.wait_connected().await.unwrap();
+
+    // Node B stops: it names C, and the agent goes there (not back to A).
+    conn.send(HubMessage::Shutdown(Shutdown {
+        reason: "the hub is shutting down".into(),
+        reconnect_after_ms: Some(0),
+        hubs: vec![c.url.clone()],
+    }))
+    .await;
+    let (graceful, _) = conn.until_closed().await;
+    assert!(graceful);
+    let (_conn, hello) = c.accept_welcome(vec![task_ref(1, 1)]).await;
+    assert_eq!(hello.resume, vec![task_ref(1, 1)]);
+    handle.wait_connected().await.unwrap();
+    assert!(!a.connects_within(Duration::from_millis(200)).await);
+    handle.kill();
+
+    // A first URL nobody answers: the fallback is tried next.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("ws://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let handle = builder(&dead, TOKEN)
+        .fallback_url(&a.url)
+        .build()
+        .unwrap()
+        .spawn();
+    let (_conn, _) = a.accept_welcome(vec![]).await;
+    handle.wait_connected().await.unwrap();
+    handle.kill();
+}

@@ -212,3 +212,41 @@ async fn work_submitted_on_one_node_reaches_an_agent_on_another() {
     }
     worker.kill();
 }
+
+#[tokio::test]
+async fn a_cancel_on_one_node_stops_the_agent_on_another() {
+    let (_url, a, b) = two_nodes().await;
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (stopped_tx, mut stopped) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let worker =
+        crate::monitor::support::agent(&b, "remote-runner", "test.cancel", move |ctx, _input| {
+            let (started_tx, stopped_tx) = (started_tx.clone(), stopped_tx.clone());
+            async move {
+                let _ = started_tx.send(());
+                ctx.cancelled().cancelled().await;
+                let _ = stopped_tx.send(());
+                Err::<Value, _>(switchyard_agent::TaskError::fatal("cancelled"))
+            }
+        });
+    worker.wait_connected().await.expect("connected to b");
+    let job = a
+        .create_job(serde_json::json!({"prompt": "stop me", "pipeline": ["test.cancel"]}))
+        .await;
+    let id = job["id"].as_str().expect("id");
+    tokio::time::timeout(Duration::from_secs(20), started.recv())
+        .await
+        .expect("the task runs on b's agent");
+    let (status, body) = json(
+        a.as_role(Role::Operator, Method::DELETE, &format!("/v1/jobs/{id}"))
+            .send()
+            .await
+            .expect("cancel"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Node b learns of it from the log and tells its agent.
+    tokio::time::timeout(Duration::from_secs(10), stopped.recv())
+        .await
+        .expect("the agent on b is told to stop");
+    worker.kill();
+}

@@ -11,6 +11,7 @@ mod api_jobs;
 mod bench;
 mod cli;
 mod cluster;
+mod cluster_failover;
 mod config;
 mod crash;
 mod db_restart;

@@ -71,6 +71,13 @@ impl SseStream {
         let id = last_event_id.map(|id| id.to_string());
         let response = request(app, Role::Viewer, path, id.as_deref()).await;
         assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        SseStream::from_response(response)
+    }
+
+    /// Follows an answer already received (a hub that is not a
+    /// [`TestApp`], e.g. a `serve` process); panics unless it is an event
+    /// stream.
+    pub fn from_response(response: reqwest::Response) -> SseStream {
         let content_type = response
             .headers()
             .get("content-type")

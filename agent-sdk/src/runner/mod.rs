@@ -48,8 +48,9 @@ enum SessionEnd {
     Drained,
     /// The connection broke (or was given up on); reconnect with backoff.
     Lost(String),
-    /// The hub sent `shutdown`; reconnect after its delay.
-    Shutdown(Option<Duration>),
+    /// The hub sent `shutdown`; reconnect after its delay, to one of the
+    /// other nodes it named if any.
+    Shutdown(Option<Duration>, Vec<String>),
 }
 
 struct Runner {
@@ -64,6 +65,10 @@ struct Runner {
     draining: bool,
     started: Instant,
     lease: Duration,
+    /// Where the hub can be reached: the configured URL, the fallbacks, and
+    /// the nodes hubs named since; `hubs[current]` is tried next.
+    hubs: Vec<String>,
+    current: usize,
 }
 
 /// Runs the agent until drained, killed (aborted) or refused for good.
@@ -86,6 +91,8 @@ pub(crate) async fn run(
         draining: false,
         started: Instant::now(),
         lease: Duration::from_secs(60),
+        hubs: Vec::new(),
+        current: 0,
     };
     // Records an outcome even if the run panics; `kill` records its own first.
     let guard = FinishGuard(Arc::clone(&shared));
@@ -114,6 +121,10 @@ impl Drop for FinishGuard {
 impl Runner {
     async fn run(mut self) -> Result<(), AgentError> {
         let mut backoff = Backoff::new(self.config.backoff.0, self.config.backoff.1);
+        let configured: Vec<String> = std::iter::once(self.config.url.clone())
+            .chain(self.config.fallback_urls.iter().cloned())
+            .collect();
+        self.learn(&configured);
         loop {
             if self.draining && self.tasks.is_empty() {
                 return Ok(());
@@ -121,20 +132,29 @@ impl Runner {
             let delay = match self.handshake().await {
                 Ok((ws, welcome)) => {
                     backoff.reset();
+                    self.learn(&welcome.hubs);
                     match self.session(ws, welcome).await {
                         SessionEnd::Drained => return Ok(()),
                         SessionEnd::Lost(reason) => {
                             warn!(%reason, "disconnected from the hub; reconnecting");
                             self.set_last_error(AgentError::Connection(reason));
+                            self.rotate();
                             backoff.next_delay()
                         }
-                        SessionEnd::Shutdown(after) => {
-                            after.unwrap_or_else(|| backoff.next_delay())
+                        SessionEnd::Shutdown(after, hubs) => {
+                            let elsewhere = self.learn(&hubs);
+                            if let Some(next) = elsewhere.into_iter().find(|&i| i != self.current) {
+                                self.current = next;
+                            }
+                            // Jitter on top of the hub's delay: the node's
+                            // agents must not all arrive in one millisecond.
+                            after.unwrap_or_default() + backoff.next_delay()
                         }
                     }
                 }
                 Err(e) if e.is_permanent() => return Err(e),
                 Err(e) => {
+                    self.rotate();
                     let delay = backoff.next_delay();
                     warn!(error = %e, retry_in = ?delay, "cannot connect to the hub");
                     self.set_last_error(e);
@@ -146,13 +166,43 @@ impl Runner {
         }
     }
 
+    /// Adds hub URLs (base URLs or full ones) not known yet; returns the
+    /// positions of all of them in [`Self::hubs`].
+    fn learn(&mut self, urls: &[String]) -> Vec<usize> {
+        let mut at = Vec::new();
+        for url in urls {
+            let Ok(url) = connection::normalize_url(url) else {
+                warn!(%url, "ignoring a hub URL that is not ws:// or http://");
+                continue;
+            };
+            let i = match self.hubs.iter().position(|h| *h == url) {
+                Some(i) => i,
+                None => {
+                    debug!(%url, "learned a hub node");
+                    self.hubs.push(url);
+                    self.hubs.len() - 1
+                }
+            };
+            at.push(i);
+        }
+        at
+    }
+
+    /// Tries the next known node after a failure.
+    fn rotate(&mut self) {
+        if !self.hubs.is_empty() {
+            self.current = (self.current + 1) % self.hubs.len();
+        }
+    }
+
     fn set_last_error(&self, e: AgentError) {
         self.shared.status.send_modify(|s| s.last_error = Some(e));
     }
 
     /// Connects, sends `hello`, and waits for `welcome`.
     async fn handshake(&mut self) -> Result<(WsStream, Welcome), AgentError> {
-        let request = connection::build_request(&self.config.url, &self.config.token)?;
+        let url = self.hubs.get(self.current).unwrap_or(&self.config.url);
+        let request = connection::build_request(url, &self.config.token)?;
         let mut ws = connection::open(request, self.config.connect_timeout).await?;
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
@@ -237,7 +287,7 @@ impl Runner {
                 }
             }
         };
-        if matches!(end, SessionEnd::Drained | SessionEnd::Shutdown(_)) {
+        if matches!(end, SessionEnd::Drained | SessionEnd::Shutdown(..)) {
             let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
         }
         end
@@ -396,6 +446,7 @@ impl Runner {
                 info!(reason = %s.reason, reconnect_after_ms = ?s.reconnect_after_ms, "the hub asked us to go away");
                 return Err(SessionEnd::Shutdown(
                     s.reconnect_after_ms.map(Duration::from_millis),
+                    s.hubs,
                 ));
             }
             HubMessage::Welcome(_) => warn!("ignoring a second `welcome`"),

@@ -14,6 +14,9 @@
 //! whether another node has joined; when one has, it first hands over every
 //! pending task (what the other node made ready meanwhile), then follows
 //! the log from there.
+//!
+//! The same events carry cancellations (`task.cancelled`) made on any node:
+//! an agent connected here that runs a cancelled task is told to stop.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::Node;
+use crate::domain::EventType;
 use crate::hub::HubHandle;
 use crate::store::DynStore;
 
@@ -83,6 +87,22 @@ async fn round(
         let jobs: BTreeSet<uuid::Uuid> = events.iter().filter_map(|e| e.job_id).collect();
         if let Some(newest) = events.last() {
             *last = newest.seq;
+        }
+        // Cancelled in the store by any node: an agent of this node that
+        // runs one must stop (the dispatcher ignores tasks it does not hold).
+        let cancelled: Vec<uuid::Uuid> = events
+            .iter()
+            .filter(|e| e.kind == EventType::TaskCancelled.as_str())
+            .filter_map(|e| e.payload["task_id"].as_str()?.parse().ok())
+            .collect();
+        if !cancelled.is_empty() {
+            let reason = events
+                .iter()
+                .rev()
+                .find(|e| e.kind == EventType::JobCancelled.as_str())
+                .and_then(|e| e.payload["reason"].as_str())
+                .unwrap_or("the job was cancelled");
+            hub.tasks_cancelled(cancelled, reason.to_owned());
         }
         if !jobs.is_empty() {
             let jobs: Vec<_> = jobs.into_iter().collect();

@@ -58,6 +58,9 @@ pub(crate) struct Registration {
     pub timings: Arc<HubSettings>,
     pub capabilities: HashMap<String, CapabilityLimits>,
     pub resume: Vec<TaskRef>,
+    /// Resumed tasks the agent held through another node of the cluster,
+    /// as the store has them: this node takes them over.
+    pub adopt: Vec<crate::domain::Task>,
     pub out: mpsc::Sender<Outbound>,
     pub reply: oneshot::Sender<(Welcome, Vec<ResumedTask>)>,
 }

@@ -23,11 +23,19 @@ impl Dispatcher {
             timings,
             capabilities,
             resume,
+            adopt,
             out,
             reply,
         } = registration;
         let now = Instant::now();
         let agent_id = record.id;
+        let grace = now + timings.reconnect_grace;
+        for task in &adopt {
+            if !self.tasks.contains_key(&task.id) {
+                tracing::info!(task_id = %task.id, %agent_id, "taking over a task its agent held through another node");
+                self.hold_orphan(task, agent_id, grace);
+            }
+        }
         if let Some(old) = self.agents.get(&agent_id)
             && let Some(old_out) = &old.out
             && old.session_id != session_id
@@ -447,25 +455,7 @@ impl Dispatcher {
                     if self.recover_held && !self.tasks.contains_key(&task.id) =>
                 {
                     held += 1;
-                    self.tasks.insert(
-                        task.id,
-                        TaskSlot {
-                            id: task.id,
-                            job_id: task.job_id,
-                            capability: task.capability.clone(),
-                            priority: task.priority,
-                            attempt: task.attempt,
-                            stage: task.stage,
-                            item_id: task.item_id,
-                            state: SlotState::Orphaned {
-                                agent,
-                                until,
-                                running: task.status == TaskStatus::Running,
-                            },
-                            ready_since: at,
-                            started_at: None,
-                        },
-                    );
+                    self.hold_orphan(&task, agent, until);
                 }
                 _ => {}
             }
@@ -473,6 +463,31 @@ impl Dispatcher {
         if queued + held > 0 {
             tracing::info!(queued, held, "reloaded unfinished tasks");
         }
+    }
+
+    /// Keeps a task an agent held before this node knew it (a restart, or
+    /// another node) as waiting for that agent until `until`: it resumes
+    /// it, or the task is taken back.
+    fn hold_orphan(&mut self, task: &Task, agent: Uuid, until: Instant) {
+        self.tasks.insert(
+            task.id,
+            TaskSlot {
+                id: task.id,
+                job_id: task.job_id,
+                capability: task.capability.clone(),
+                priority: task.priority,
+                attempt: task.attempt,
+                stage: task.stage,
+                item_id: task.item_id,
+                state: SlotState::Orphaned {
+                    agent,
+                    until,
+                    running: task.status == TaskStatus::Running,
+                },
+                ready_since: Instant::now(),
+                started_at: None,
+            },
+        );
     }
 
     /// Tells every agent the hub is going away and writes a last snapshot.

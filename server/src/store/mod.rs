@@ -370,6 +370,10 @@ pub trait Store:
     /// The `pending` tasks of the given jobs (what a batch of new jobs made ready).
     async fn pending_tasks(&self, job_ids: &[Uuid]) -> Result<Vec<Task>, StoreError>;
 
+    /// Of `task_ids`, the tasks `agent_id` holds (assigned or running): what
+    /// an agent resuming on this node held through another one.
+    async fn held_tasks(&self, agent_id: Uuid, task_ids: &[Uuid]) -> Result<Vec<Task>, StoreError>;
+
     /// A job's tasks in creation order.
     async fn list_tasks(&self, job_id: Uuid) -> Result<Vec<Task>, StoreError>;
 

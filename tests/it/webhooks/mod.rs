@@ -27,7 +27,7 @@ macro_rules! webhook_tests {
 
 mod api;
 mod delivery;
-mod receiver;
+pub(crate) mod receiver;
 mod recovery;
 mod secrets;
 

@@ -144,6 +144,20 @@ pub(super) async fn handshake(
         }
     };
     let agent_id = record.id;
+    // Resuming here what it held through another node (which died or
+    // stopped): read those tasks, so this node can take them over.
+    let adopt = if hello.resume.is_empty() || !ctx.hub.node.has_peers() {
+        Vec::new()
+    } else {
+        let ids: Vec<Uuid> = hello.resume.iter().map(|r| r.task_id).collect();
+        ctx.store
+            .held_tasks(agent_id, &ids)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(%agent_id, error = %e, "could not read the tasks the agent resumes; they are settled by their lease");
+                Vec::new()
+            })
+    };
     let session_id = Uuid::now_v7();
     let (reply, welcome) = oneshot::channel();
     ctx.hub.send(Command::Register(Registration {
@@ -152,6 +166,7 @@ pub(super) async fn handshake(
         timings: ctx.hub.settings.clone(),
         capabilities: limits,
         resume: hello.resume.clone(),
+        adopt,
         out: out.clone(),
         reply,
     }));

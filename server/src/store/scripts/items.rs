@@ -195,6 +195,27 @@ pub(super) async fn pending_tasks<D: Driver>(
     rows.into_iter().map(Task::try_from).collect()
 }
 
+/// See [`crate::store::Store::held_tasks`].
+pub(super) async fn held_tasks<D: Driver>(
+    conn: &mut D::Conn,
+    agent_id: Uuid,
+    task_ids: &[Uuid],
+) -> Result<Vec<Task>, StoreError> {
+    let rows: Vec<TaskRow> = query::<D>(format!(
+        concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE id {} AND agent_id = $2 AND status IN ('assigned', 'running') ORDER BY id"
+        ),
+        D::in_uuids(1)
+    ))
+    .bind(Uuids(task_ids.to_vec()))
+    .bind(agent_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(Task::try_from).collect()
+}
+
 /// See [`crate::store::Store::list_events`].
 pub(super) async fn list_events<D: Driver>(
     conn: &mut D::Conn,

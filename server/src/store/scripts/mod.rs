@@ -221,6 +221,10 @@ impl<D: Driver> Store for SqlStore<D> {
         items::pending_tasks::<D>(&mut *self.reader().await?, job_ids).await
     }
 
+    async fn held_tasks(&self, agent_id: Uuid, task_ids: &[Uuid]) -> Result<Vec<Task>, StoreError> {
+        items::held_tasks::<D>(&mut *self.reader().await?, agent_id, task_ids).await
+    }
+
     async fn list_tasks(&self, job_id: Uuid) -> Result<Vec<Task>, StoreError> {
         items::list_tasks::<D>(&mut *self.reader().await?, job_id).await
     }
