@@ -250,3 +250,106 @@ async fn a_cancel_on_one_node_stops_the_agent_on_another() {
         .expect("the agent on b is told to stop");
     worker.kill();
 }
+
+/// An agent that dies with its node never resumes its task anywhere: the
+/// leader takes it back once the node has been gone `reconnect_grace`,
+/// long before the task's lease (60 s) and `stuck_grace` (60 s) would.
+#[tokio::test]
+async fn a_dead_nodes_unresumed_task_is_taken_back_within_the_grace() {
+    let url = switchyard_tests::db::fresh_postgres_url().await;
+    let timings = [
+        ("SWITCHYARD_NODE_TIMEOUT", "500ms"),
+        ("SWITCHYARD_RECONNECT_GRACE", "1s"),
+        ("SWITCHYARD_LEASE", "60s"),
+        ("SWITCHYARD_STUCK_GRACE", "60s"),
+        ("SWITCHYARD_MONITOR_INTERVAL", "100ms"),
+    ];
+    let mut doomed_node = ServeProcess::start(url.clone(), &timings).await;
+    let survivor = spawn_app_with(Backend::Postgres, |raw| {
+        raw.database_url = url.clone();
+        raw.node_timeout = "500ms".into();
+        raw.reconnect_grace = "1s".into();
+        raw.lease = "60s".into();
+        raw.stuck_grace = "60s".into();
+        raw.monitor_interval = "100ms".into();
+    })
+    .await;
+    wait_for_nodes(&survivor, "both nodes alive", |list| {
+        list.iter().filter(|n| n["alive"] == true).count() == 2
+    })
+    .await;
+
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let doomed = switchyard_agent::Agent::builder(
+        doomed_node.agent_url(),
+        doomed_node.token(Role::Agent, "doomed"),
+        "doomed",
+    )
+    .capability(
+        switchyard_agent::CapabilitySpec::new("test.gone"),
+        move |_ctx, _input: Value| {
+            let started_tx = started_tx.clone();
+            async move {
+                let _ = started_tx.send(());
+                std::future::pending::<()>().await;
+                Ok::<Value, switchyard_agent::TaskError>(Value::Null)
+            }
+        },
+    )
+    .build()
+    .expect("agent")
+    .spawn();
+    doomed.wait_connected().await.expect("connected");
+    let job = survivor
+        .create_job(serde_json::json!({"prompt": "outlive", "pipeline": ["test.gone"]}))
+        .await;
+    let id = job["id"].as_str().expect("id").to_owned();
+    tokio::time::timeout(Duration::from_secs(20), started.recv())
+        .await
+        .expect("the task runs on the doomed node's agent");
+
+    // Running as far as the store knows (an attempt never started would go
+    // back to the queue as soon as the node saw its agent go).
+    let mut pg = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: String = sqlx::query_scalar("SELECT status FROM tasks WHERE job_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&mut pg)
+            .await
+            .expect("the task");
+        if status == "running" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the task is {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The node and its agent die together; another agent waits elsewhere.
+    let rescuer = crate::monitor::support::agent(
+        &survivor,
+        "rescuer",
+        "test.gone",
+        |_ctx, _input| async move {
+            Ok::<_, switchyard_agent::TaskError>(serde_json::json!({"rescued": true}))
+        },
+    );
+    rescuer.wait_connected().await.expect("connected");
+    doomed.kill();
+    doomed_node.kill9().await;
+    let killed = std::time::Instant::now();
+
+    let done = survivor
+        .wait_for_job(&id, "completed", Duration::from_secs(15))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    // For the record (not asserted: timings are benchmarks' business).
+    eprintln!(
+        "taken back and completed {:?} after the kill (node_timeout 500 ms + reconnect_grace 1 s)",
+        killed.elapsed()
+    );
+    rescuer.kill();
+}

@@ -210,7 +210,12 @@ async fn new_sessions_get_the_reloaded_timings_and_connected_ones_keep_theirs() 
     let lease_until = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let tasks = store.open_tasks().await.expect("open tasks");
-            if let Some(until) = tasks.iter().find_map(|t| t.lease_until) {
+            // Running: an assigned task's lease_until is its accept deadline.
+            if let Some(until) = tasks
+                .iter()
+                .filter(|t| t.status == switchyard::domain::TaskStatus::Running)
+                .find_map(|t| t.lease_until)
+            {
                 return until;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -58,6 +58,10 @@ pub struct AgentRegistration {
     pub version: String,
     pub labels: BTreeMap<String, String>,
     pub capabilities: Vec<CapabilityRecord>,
+    /// The node of the cluster the agent's session is on (`None` outside a
+    /// hub, e.g. in store tests): if that node dies, the tasks the agent
+    /// held through it are taken back once it has had time to move.
+    pub node_id: Option<Uuid>,
 }
 
 /// A batch entry of in-memory agent state flushed to the store (heartbeats

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{human_duration, stuck};
-use crate::domain::TaskFailure;
+use crate::domain::{TaskFailure, TaskStatus};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -106,6 +106,7 @@ pub async fn sweep(
         let cutoff = now - chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::MAX);
         done.tasks_recovered = recover_tasks(state, cutoff).await?;
     }
+    done.tasks_recovered += recover_from_gone_nodes(state, now).await?;
     let grace =
         chrono::Duration::from_std(state.settings.get().monitor.stuck_grace).unwrap_or_default();
     for item in state.store.orphaned_items(now - grace, SWEEP_LIMIT).await? {
@@ -154,6 +155,74 @@ async fn recover_tasks(state: &AppState, cutoff: DateTime<Utc>) -> Result<usize,
                 recovered += 1;
                 if !outcome.ready.is_empty() {
                     state.hub.tasks_ready(outcome.ready);
+                }
+            }
+            Err(StoreError::Conflict { message }) => {
+                tracing::debug!(task_id = %task.id, %message, "someone else moved the task first");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(recovered)
+}
+
+/// Tasks held through a node that died (or stopped) more than
+/// `reconnect_grace` ago by agents that did not move to another node (their
+/// registration there would have moved them): a push never accepted goes
+/// back to the queue, a running attempt fails with a retry. Without this
+/// they would wait for their lease and `stuck_grace`.
+async fn recover_from_gone_nodes(
+    state: &AppState,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let settings = state.settings.get();
+    let grace = chrono::Duration::from_std(settings.hub.reconnect_grace).unwrap_or_default();
+    let silent = chrono::Duration::from_std(settings.node_timeout).unwrap_or_default() + grace;
+    let tasks = state
+        .store
+        .held_through_gone_nodes(
+            now - grace,
+            now - silent,
+            &state.node.record.name,
+            SWEEP_LIMIT,
+        )
+        .await?;
+    let mut recovered = 0;
+    for task in tasks {
+        let Some(agent_id) = task.agent_id else {
+            continue;
+        };
+        if stuck::agent_connected(state, Some(agent_id)) {
+            continue;
+        }
+        let reason =
+            format!("agent {agent_id} held it through a node that is gone and did not come back");
+        let ready = if task.status == TaskStatus::Assigned {
+            state
+                .store
+                .requeue_task(task.id, task.attempt, agent_id, now, reason)
+                .await
+                .map(|t| vec![t])
+        } else {
+            state
+                .store
+                .fail_task(TaskFailure {
+                    task_id: task.id,
+                    attempt: task.attempt,
+                    agent_id: None,
+                    error: reason,
+                    retry: Some(settings.hub.retry),
+                })
+                .await
+                .map(|outcome| outcome.ready)
+        };
+        match ready {
+            Ok(ready) => {
+                tracing::info!(job_id = %task.job_id, task_id = %task.id, attempt = task.attempt, %agent_id,
+                    "task held through a gone node taken back");
+                recovered += 1;
+                if !ready.is_empty() {
+                    state.hub.tasks_ready(ready);
                 }
             }
             Err(StoreError::Conflict { message }) => {

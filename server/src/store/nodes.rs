@@ -60,4 +60,17 @@ pub trait NodeStore: Send + Sync {
 
     /// Gives lease `name` up if `holder` holds it (a clean shutdown).
     async fn release_lease(&self, name: &str, holder: Uuid) -> Result<(), StoreError>;
+
+    /// Tasks held (assigned or running) by agents whose session was on a
+    /// node that stopped before `stopped_before` or whose last heartbeat is
+    /// older than `silent_before`, oldest first: what nobody took over.
+    /// Nodes named `except` (this node's own predecessors, whose tasks its
+    /// own recovery settles) are left out.
+    async fn held_through_gone_nodes(
+        &self,
+        stopped_before: DateTime<Utc>,
+        silent_before: DateTime<Utc>,
+        except: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::Task>, StoreError>;
 }

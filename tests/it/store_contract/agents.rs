@@ -38,6 +38,7 @@ pub fn registration(name: &str, capabilities: Vec<CapabilityRecord>) -> AgentReg
         version: "0.1.0".into(),
         labels: BTreeMap::from([("zone".to_owned(), "eu".to_owned())]),
         capabilities,
+        node_id: None,
     }
 }
 

@@ -131,6 +131,7 @@ pub(super) async fn handshake(
         version: hello.version.clone(),
         labels: hello.labels.clone(),
         capabilities: records,
+        node_id: Some(ctx.hub.node.id()),
     };
     let record = match ctx.store.register_agent(registration).await {
         Ok(record) => record,

@@ -41,7 +41,7 @@ pub(super) async fn register_agents_in<D: Driver>(
             // registrations of one name.
             let mut qb = query::<D>(
                 "INSERT INTO agents (id, name, version, labels, session_state, health, trust_score, \
-                 in_flight, created_at, updated_at) ",
+                 in_flight, created_at, updated_at, node_id) ",
             );
             qb.push_values(chunk, |row, r| {
                 row.bind(r.new_id)
@@ -53,11 +53,13 @@ pub(super) async fn register_agents_in<D: Driver>(
                     .bind(1.0_f64)
                     .bind(0_i32)
                     .bind(Ts(at))
-                    .bind(Ts(at));
+                    .bind(Ts(at))
+                    .bind(r.node_id);
             });
             qb.push(
                 " ON CONFLICT (name) DO UPDATE SET version = excluded.version, labels = excluded.labels, \
-                 session_state = excluded.session_state, updated_at = excluded.updated_at \
+                 session_state = excluded.session_state, updated_at = excluded.updated_at, \
+                 node_id = excluded.node_id \
                  RETURNING id, name",
             );
             let ids: Vec<(Uuid, String)> = qb.fetch_all(&mut *conn).await?;

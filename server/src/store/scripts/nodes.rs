@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::SqlStore;
+use crate::domain::{Task, TaskStatus};
 use crate::store::StoreError;
-use crate::store::driver::{Driver, Ts, query};
+use crate::store::driver::{Driver, Texts, Ts, query};
 use crate::store::nodes::{NodeRecord, NodeStore};
+use crate::store::shared::{self, TaskRow, task_columns};
 
 #[async_trait]
 impl<D: Driver> NodeStore for SqlStore<D> {
@@ -48,6 +50,34 @@ impl<D: Driver> NodeStore for SqlStore<D> {
         )
         .fetch_all(&mut *self.reader().await?)
         .await
+    }
+
+    async fn held_through_gone_nodes(
+        &self,
+        stopped_before: DateTime<Utc>,
+        silent_before: DateTime<Utc>,
+        except: &str,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError> {
+        let rows: Vec<TaskRow> = query::<D>(format!(
+            concat!(
+                "SELECT ",
+                task_columns!(),
+                " FROM tasks WHERE status {} AND agent_id IN \
+                 (SELECT a.id FROM agents a JOIN nodes n ON n.id = a.node_id \
+                  WHERE n.name <> $5 AND (n.stopped_at < $2 OR n.heartbeat_at < $3)) \
+                 ORDER BY updated_at, id LIMIT $4"
+            ),
+            D::in_texts(1)
+        ))
+        .bind(Texts::of([TaskStatus::Assigned, TaskStatus::Running]))
+        .bind(Ts(stopped_before))
+        .bind(Ts(silent_before))
+        .bind(i64::from(shared::page_limit(limit)))
+        .bind(except)
+        .fetch_all(&mut *self.reader().await?)
+        .await?;
+        rows.into_iter().map(Task::try_from).collect()
     }
 
     async fn forget_nodes(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
