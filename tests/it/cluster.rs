@@ -353,3 +353,70 @@ async fn a_dead_nodes_unresumed_task_is_taken_back_within_the_grace() {
     );
     rescuer.kill();
 }
+
+#[tokio::test]
+async fn a_drain_on_one_node_reaches_the_agent_on_another() {
+    let (_url, a, b) = two_nodes().await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let drained = crate::monitor::support::agent(&b, "drained-remotely", "test.drain", {
+        let calls = calls.clone();
+        move |_ctx, _input| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, switchyard_agent::TaskError>(serde_json::json!({})) }
+        }
+    });
+    let agent_id = drained.wait_connected().await.expect("connected to b");
+
+    // Drained through node a, which does not hold its session.
+    let (status, body) = json(
+        a.as_role(
+            Role::Admin,
+            Method::POST,
+            &format!("/v1/agents/{agent_id}/drain"),
+        )
+        .send()
+        .await
+        .expect("drain"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["session_state"], "draining", "{body}");
+    // Node b's own view (its live session) turns draining.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, view) = json(
+            b.as_role(Role::Viewer, Method::GET, &format!("/v1/agents/{agent_id}"))
+                .send()
+                .await
+                .expect("agent"),
+        )
+        .await;
+        if view["session_state"] == "draining" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b never drained it: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // New work goes to another agent, never to the drained one.
+    let job = a
+        .create_job(serde_json::json!({"prompt": "not for you", "pipeline": ["test.drain"]}))
+        .await;
+    let other =
+        crate::monitor::support::agent(&a, "takes-over", "test.drain", |_ctx, _input| async move {
+            Ok::<_, switchyard_agent::TaskError>(serde_json::json!({"by": "takes-over"}))
+        });
+    let done = a
+        .wait_for_job(
+            job["id"].as_str().expect("id"),
+            "completed",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    drained.kill();
+    other.kill();
+}

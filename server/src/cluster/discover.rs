@@ -16,7 +16,9 @@
 //! the log from there.
 //!
 //! The same events carry cancellations (`task.cancelled`) made on any node:
-//! an agent connected here that runs a cancelled task is told to stop.
+//! an agent connected here that runs a cancelled task is told to stop; and
+//! drains (`agent.draining`): an agent connected here that another node
+//! marked draining gets no more work.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -103,6 +105,20 @@ async fn round(
                 .and_then(|e| e.payload["reason"].as_str())
                 .unwrap_or("the job was cancelled");
             hub.tasks_cancelled(cancelled, reason.to_owned());
+        }
+        // Drained through another node: if the agent is connected here,
+        // it gets no more work (already draining agents are left as they are).
+        for event in events
+            .iter()
+            .filter(|e| e.kind == EventType::AgentDraining.as_str())
+        {
+            if let Some(agent_id) = event.payload["agent_id"]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                && hub.live.contains_key(&agent_id)
+            {
+                let _ = hub.drain(agent_id).await;
+            }
         }
         if !jobs.is_empty() {
             let jobs: Vec<_> = jobs.into_iter().collect();

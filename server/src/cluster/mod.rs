@@ -40,6 +40,8 @@ pub struct Node {
     peers: AtomicBool,
     /// Their URLs, as of the last heartbeat (sorted).
     peer_urls: RwLock<Vec<String>>,
+    /// Their ids, as of the last heartbeat.
+    peer_ids: RwLock<Vec<Uuid>>,
 }
 
 impl Node {
@@ -60,6 +62,7 @@ impl Node {
             alone,
             peers: AtomicBool::new(false),
             peer_urls: RwLock::new(Vec::new()),
+            peer_ids: RwLock::new(Vec::new()),
         })
     }
 
@@ -75,6 +78,11 @@ impl Node {
     /// The other live nodes' URLs (`advertise_url`), for agents to move to.
     pub fn peer_urls(&self) -> Vec<String> {
         self.peer_urls.read().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// Whether `id` is another live node (as of the last heartbeat).
+    pub fn is_live_peer(&self, id: Uuid) -> bool {
+        self.peer_ids.read().is_ok_and(|ids| ids.contains(&id))
     }
 
     /// Whether this node holds the monitor lease (runs the once-per-cluster work).
@@ -130,7 +138,7 @@ pub async fn beat(store: &DynStore, node: &Node, timeout: Duration) {
             let fresh = now - chrono::Duration::from_std(timeout).unwrap_or_default();
             // A node of the same name (`host:port`) is this one's crashed
             // predecessor: two processes cannot listen on one address.
-            let mut urls: Vec<String> = nodes
+            let live: Vec<&NodeRecord> = nodes
                 .iter()
                 .filter(|n| {
                     n.id != node.id()
@@ -138,8 +146,11 @@ pub async fn beat(store: &DynStore, node: &Node, timeout: Duration) {
                         && n.stopped_at.is_none()
                         && n.heartbeat_at >= fresh
                 })
-                .map(|n| n.url.clone())
                 .collect();
+            if let Ok(mut ids) = node.peer_ids.write() {
+                *ids = live.iter().map(|n| n.id).collect();
+            }
+            let mut urls: Vec<String> = live.iter().map(|n| n.url.clone()).collect();
             urls.sort();
             urls.dedup();
             let peers = !urls.is_empty();

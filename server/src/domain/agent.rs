@@ -23,6 +23,8 @@ pub struct AgentRecord {
     pub capabilities: Vec<CapabilityRecord>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The node its last session was on (see [`AgentRegistration::node_id`]).
+    pub node_id: Option<Uuid>,
 }
 
 /// A capability declared by an agent.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Permission;
-use crate::domain::AgentRecord;
+use crate::domain::{AgentRecord, AgentSessionState};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{Caller, parse_id};
 use crate::hub::session::{self, SessionContext};
@@ -61,7 +61,10 @@ pub struct AgentList {
     pub agents: Vec<AgentView>,
 }
 
-fn view(record: AgentRecord, live: Option<LiveAgent>) -> AgentView {
+/// An agent as this node sees it: its live session here, or the stored
+/// record. A stored `connected`/`draining` holds while the node the session
+/// is on (`peer`) is alive; otherwise the session is gone.
+fn view(record: AgentRecord, live: Option<LiveAgent>, peer: bool) -> AgentView {
     let capacity = record.capabilities.iter().map(|c| c.max_concurrency).sum();
     let capabilities = record
         .capabilities
@@ -97,8 +100,9 @@ fn view(record: AgentRecord, live: Option<LiveAgent>) -> AgentView {
             version: record.version,
             labels: record.labels,
             // Known from an earlier run of the hub, not connected to this one.
-            session_state: if record.session_state.as_str() == "connected"
-                || record.session_state.as_str() == "draining"
+            session_state: if !peer
+                && (record.session_state.as_str() == "connected"
+                    || record.session_state.as_str() == "draining")
             {
                 "offline".to_owned()
             } else {
@@ -164,8 +168,8 @@ pub async fn list_agents(
     caller.require(Permission::Read)?;
     let records = state.store.list_agents().await?;
     let agents = records.into_iter().map(|r| {
-        let live = state.hub.live.get(&r.id).map(|l| l.clone());
-        view(r, live)
+        let (live, peer) = seen(&state, &r);
+        view(r, live, peer)
     });
     Ok(Json(AgentList {
         agents: agents.collect(),
@@ -187,11 +191,50 @@ pub async fn get_agent(
         .get_agent(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("agent {id} not found")))?;
-    let live = state.hub.live.get(&id).map(|l| l.clone());
-    Ok(Json(view(record, live)))
+    let (live, peer) = seen(&state, &record);
+    Ok(Json(view(record, live, peer)))
+}
+
+/// Whether `node` is another node alive now, as the store has it (read
+/// fresh: a drain must not depend on when this node last looked).
+async fn on_live_peer(state: &AppState, node: Option<Uuid>) -> Result<bool, ApiError> {
+    let Some(node) = node.filter(|n| *n != state.node.id()) else {
+        return Ok(false);
+    };
+    let fresh = Utc::now()
+        - chrono::Duration::from_std(state.settings.get().node_timeout).unwrap_or_default();
+    Ok(state
+        .store
+        .list_nodes()
+        .await?
+        .iter()
+        .any(|n| n.id == node && n.stopped_at.is_none() && n.heartbeat_at >= fresh))
+}
+
+/// This node's live view of an agent, unless its session is on another
+/// live node (then the stored record speaks for it), and whether it is.
+fn seen(state: &AppState, record: &AgentRecord) -> (Option<LiveAgent>, bool) {
+    let peer = record.node_id.is_some_and(|n| state.node.is_live_peer(n));
+    let live = state
+        .hub
+        .live
+        .get(&record.id)
+        .map(|l| l.clone())
+        .filter(|l| {
+            !peer
+                || matches!(
+                    l.session_state,
+                    AgentSessionState::Connected | AgentSessionState::Draining
+                )
+        });
+    (live, peer)
 }
 
 /// Stop giving an agent new work; its running work finishes.
+///
+/// An agent connected to another node of the cluster is marked draining in
+/// the store (`agent.draining`), and its node, which follows the event log,
+/// stops giving it work.
 #[utoipa::path(post, path = "/v1/agents/{id}/drain", tag = "agents", params(("id" = Uuid, Path)),
     responses((status = 200, body = AgentView), (status = 404, body = ErrorBody), (status = 409, description = "Not connected", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -206,6 +249,24 @@ pub async fn drain_agent(
         Ok(()) => {}
         Err(DrainError::NotFound(_)) => {
             return Err(match state.store.get_agent(id).await? {
+                // Connected to another node: the store tells it.
+                Some(agent)
+                    if matches!(
+                        agent.session_state,
+                        AgentSessionState::Connected | AgentSessionState::Draining
+                    ) && on_live_peer(&state, agent.node_id).await? =>
+                {
+                    state
+                        .store
+                        .set_agent_session_state(id, AgentSessionState::Draining)
+                        .await?;
+                    let record = state
+                        .store
+                        .get_agent(id)
+                        .await?
+                        .ok_or_else(|| ApiError::NotFound(format!("agent {id} not found")))?;
+                    return Ok(Json(view(record, None, true)));
+                }
                 Some(_) => ApiError::Conflict {
                     code: "not_connected",
                     message: format!(

@@ -21,7 +21,7 @@ use crate::store::StoreError;
 macro_rules! agent_columns {
     () => {
         "id, name, version, labels, session_state, health, trust_score, last_heartbeat_at, \
-         created_at, updated_at"
+         created_at, updated_at, node_id"
     };
 }
 pub(crate) use agent_columns;
@@ -47,6 +47,7 @@ pub(crate) struct AgentRow {
     pub last_heartbeat_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub node_id: Option<Uuid>,
 }
 
 /// A `capabilities` row.
@@ -103,6 +104,7 @@ pub(crate) fn into_agents(
                 capabilities,
                 created_at: a.created_at,
                 updated_at: a.updated_at,
+                node_id: a.node_id,
             })
         })
         .collect()
