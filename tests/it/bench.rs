@@ -133,6 +133,27 @@ async fn soak_samples_and_judges_on_both_backends() {
 }
 
 #[tokio::test]
+async fn cluster_measures_each_node_count() {
+    let report = bench(&[
+        "cluster", "--nodes", "1,2", "--tasks", "200", "--agents", "1", "--slots", "2",
+    ])
+    .await;
+    for k in [1, 2] {
+        assert!(metric(&report, &format!("nodes_{k}_tasks_per_second")) > 0.0);
+        assert!(metric(&report, &format!("nodes_{k}_submit_to_agent_p50")) > 0.0);
+        assert!(
+            metric(&report, &format!("nodes_{k}_hub_cpu_per_1000_tasks"))
+                >= metric(
+                    &report,
+                    &format!("nodes_{k}_hub_cpu_per_1000_tasks_per_node")
+                )
+        );
+    }
+    // One check per node count and property, every one held (see `bench`).
+    assert_eq!(report["checks"].as_array().unwrap().len(), 6, "{report}");
+}
+
+#[tokio::test]
 async fn bad_flags_are_refused_clearly() {
     let output = tokio::process::Command::new(switchyard_tests::cli::binary())
         .args(["bench", "drain", "--tasks", "0"])
@@ -142,6 +163,17 @@ async fn bad_flags_are_refused_clearly() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--tasks"), "{stderr}");
+    let output = tokio::process::Command::new(switchyard_tests::cli::binary())
+        .args(["bench", "cluster", "--nodes", "0"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--nodes takes node counts from 1 to 16"),
+        "{stderr}"
+    );
 }
 
 /// `--url` drives a hub that is already running: the admin token for the

@@ -10,6 +10,7 @@
 
 mod agents;
 mod client;
+mod cluster;
 mod drain;
 mod failover;
 mod latency;
@@ -40,6 +41,8 @@ pub enum Scenario {
     Pipeline,
     Webhooks,
     Soak,
+    /// Clusters of `--nodes` nodes on one Postgres database.
+    Cluster,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -94,6 +97,9 @@ pub struct BenchArgs {
     /// Repeat the scenario and report the median of each number.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// Node counts to measure (cluster), e.g. 1,2,3.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub nodes: Vec<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -141,6 +147,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     if args.sample_every.is_zero() {
         bail!("--sample-every must be longer than zero, e.g. 60s");
     }
+    if args.scenario == Scenario::Cluster {
+        if args.url.is_some() {
+            bail!("bench cluster starts its own nodes; it cannot drive --url");
+        }
+        if args.nodes.is_empty() || args.nodes.contains(&0) || args.nodes.iter().any(|&k| k > 16) {
+            bail!("--nodes takes node counts from 1 to 16, e.g. --nodes 1,2,3");
+        }
+        let admin = args
+            .database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut reports = Vec::new();
+        for _ in 0..args.runs {
+            reports.push(cluster::run(&args.nodes, &admin, &common).await?);
+        }
+        let report = median(reports);
+        report.print(args.json);
+        return Ok(report.passed());
+    }
     let mut reports = Vec::new();
     for _ in 0..args.runs {
         let target = match &args.url {
@@ -183,6 +209,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
             Scenario::Pipeline => pipeline::run(&target, &common).await,
             Scenario::Webhooks => webhooks::run(&target, &common).await,
             Scenario::Soak => soak::run(&target, &common).await,
+            Scenario::Cluster => Err(anyhow::anyhow!("bench cluster runs its own nodes")),
         };
         target.shutdown().await;
         reports.push(result?);

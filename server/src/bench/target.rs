@@ -83,6 +83,21 @@ impl Target {
                 (url, Some((admin, name)))
             }
         };
+        let mut target =
+            Target::node(options.backend, &database_url, data_dir, &options.env).await?;
+        target.drop_db = drop_db;
+        Ok(target)
+    }
+
+    /// Starts `switchyard serve` as a child process on an existing database
+    /// (a node of a cluster, when several share it); the database is not
+    /// dropped at shutdown.
+    pub async fn node(
+        backend: Backend,
+        database_url: &str,
+        data_dir: tempfile::TempDir,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Target> {
         let port = free_port()?;
         let exe = std::env::current_exe().context("locating the switchyard binary")?;
         let mut command = Command::new(exe);
@@ -92,7 +107,7 @@ impl Target {
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--database-url",
-                &database_url,
+                database_url,
             ])
             .arg("--data-dir")
             .arg(data_dir.path())
@@ -100,7 +115,7 @@ impl Target {
             .env("SWITCHYARD_RATE_LIMIT_PER_SECOND", "0")
             .env("SWITCHYARD_LOG_FILTER", "warn")
             .env("SWITCHYARD_POOL_SIZE", "16")
-            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -115,10 +130,10 @@ impl Target {
             token: None,
             child: Some(child),
             pid,
-            backend: options.backend.as_str().into(),
-            database_url: Some(database_url.clone()),
+            backend: backend.as_str().into(),
+            database_url: Some(database_url.to_owned()),
             _data_dir: Some(data_dir),
-            drop_db,
+            drop_db: None,
         };
         target.wait_ready().await?;
         Ok(target)

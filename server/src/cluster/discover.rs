@@ -106,6 +106,13 @@ async fn round(
                 .unwrap_or("the job was cancelled");
             hub.tasks_cancelled(cancelled, reason.to_owned());
         }
+        // Assigned (by any node): a task only queued here is taken.
+        let assigned: Vec<uuid::Uuid> = events
+            .iter()
+            .filter(|e| e.kind == EventType::TaskAssigned.as_str())
+            .filter_map(|e| e.payload["task_id"].as_str()?.parse().ok())
+            .collect();
+        hub.taken_elsewhere(assigned);
         // Drained through another node: if the agent is connected here,
         // it gets no more work (already draining agents are left as they are).
         for event in events

@@ -43,6 +43,9 @@ pub(crate) struct Dispatcher {
     pub inputs_wanted: Vec<(Uuid, Uuid, Uuid, Option<Uuid>)>,
     /// Tasks handed out in this pass whose input was held in memory.
     pub inputs_held: Vec<(Uuid, Uuid, serde_json::Value)>,
+    /// With other nodes alive, tasks whose assignment is not durable yet:
+    /// `(agent, job, item)`, pushed once the store confirms it.
+    pub awaiting_commit: HashMap<Uuid, (Uuid, Uuid, Option<Uuid>)>,
     /// First-stage inputs of tasks of jobs just created.
     pub inputs: InputCache,
     /// The timings changed: the tick interval is to be worked out again.
@@ -78,6 +81,7 @@ impl Dispatcher {
             last_snapshot: now,
             inputs_wanted: Vec::new(),
             inputs_held: Vec::new(),
+            awaiting_commit: HashMap::new(),
             inputs: InputCache::default(),
             retick: false,
             agent_gauges_at: now,
@@ -209,10 +213,25 @@ impl Dispatcher {
                 clean,
             } => self.on_disconnected(agent_id, session_id, clean),
             Command::JobsCreated(job_ids) => self.load_job_tasks(job_ids),
-            Command::Discovered(tasks) => {
-                for task in tasks {
+            Command::Discovered(mut tasks) => {
+                // Another node's work: its own node hands it out first; this
+                // one takes what is still pending after STEAL_DELAY (and
+                // forgets what the log says was taken meanwhile).
+                let after = chrono::Utc::now() + super::STEAL_DELAY;
+                for task in &mut tasks {
                     if !self.tasks.contains_key(&task.id) {
-                        self.enqueue(&task);
+                        task.next_run_at = task.next_run_at.max(after);
+                        self.enqueue(task);
+                    }
+                }
+            }
+            Command::TakenElsewhere(task_ids) => {
+                for task_id in task_ids {
+                    let waiting = self.tasks.get(&task_id).is_some_and(|s| {
+                        matches!(s.state, SlotState::Queued | SlotState::Delayed(_))
+                    });
+                    if waiting {
+                        self.forget(task_id);
                     }
                 }
             }

@@ -146,13 +146,18 @@ impl Dispatcher {
 
     /// Hands the ready tasks of `capability` to agents with free slots.
     ///
-    /// No commit stands between a task and its push: the assignment is
-    /// queued to the group-commit writer at once (ahead of anything the agent
-    /// can send about the task, so its `accept` is applied after it), the
-    /// input is read, and the task is pushed. The first durable write the
+    /// Alone, no commit stands between a task and its push: the assignment
+    /// is queued to the group-commit writer at once (ahead of anything the
+    /// agent can send about the task, so its `accept` is applied after it),
+    /// the input is read, and the task is pushed. The first durable write the
     /// agent causes, its `accept`, is the fence: a task pushed but never
     /// durably assigned (the hub crashed) is pending again after a restart
     /// and dispatched again; its old attempt's messages are refused.
+    ///
+    /// With other nodes alive, two nodes may hand out the same task and the
+    /// store lets one win; pushing before that would have the loser's agent
+    /// run the task too (its result refused, its work wasted). So there the
+    /// push waits for the assignment's commit (one group commit longer).
     fn dispatch(&mut self, capability: &str) {
         loop {
             let Some(queue) = self.queues.get_mut(capability) else {
@@ -192,12 +197,23 @@ impl Dispatcher {
                     result,
                 }
             });
-            match self.inputs.take(task_id) {
-                Some(input) => self.inputs_held.push((task_id, agent_id, input)),
-                None => self
-                    .inputs_wanted
-                    .push((task_id, agent_id, job_id, item_id)),
+            if self.handle.node.has_peers() {
+                self.awaiting_commit
+                    .insert(task_id, (agent_id, job_id, item_id));
+            } else {
+                self.want_input(task_id, agent_id, job_id, item_id);
             }
+        }
+    }
+
+    /// Queues the push of a task handed to `agent_id`: with its input at
+    /// once when held, else after the pass's input read.
+    fn want_input(&mut self, task_id: Uuid, agent_id: Uuid, job_id: Uuid, item_id: Option<Uuid>) {
+        match self.inputs.take(task_id) {
+            Some(input) => self.inputs_held.push((task_id, agent_id, input)),
+            None => self
+                .inputs_wanted
+                .push((task_id, agent_id, job_id, item_id)),
         }
     }
 
@@ -294,8 +310,19 @@ impl Dispatcher {
         attempt: i32,
         result: Result<(), StoreError>,
     ) {
+        let awaited = self.awaiting_commit.remove(&task_id);
         let error = match result {
-            Ok(()) => return,
+            Ok(()) => {
+                // Durable now: a push that waited for it goes out.
+                if let Some((agent, job_id, item_id)) = awaited
+                    && self.tasks.get(&task_id).is_some_and(|slot| {
+                        slot.attempt == attempt && slot.state == SlotState::Assigning(agent)
+                    })
+                {
+                    self.want_input(task_id, agent, job_id, item_id);
+                }
+                return;
+            }
             Err(error) => error,
         };
         let Some(slot) = self.tasks.get(&task_id) else {

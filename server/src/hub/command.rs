@@ -71,6 +71,8 @@ pub(crate) enum Command {
     /// Pending tasks found in the store (another node of the cluster made
     /// them ready): queued unless this node already tracks them.
     Discovered(Vec<Task>),
+    /// Another node assigned these tasks: forget those only queued here.
+    TakenElsewhere(Vec<Uuid>),
     /// A configuration reload changed the hub's timings.
     Reconfigure(Arc<HubSettings>),
     /// The session queued its `welcome` frame (see `AgentEntry::welcomed`).

@@ -38,6 +38,10 @@ use crate::config::settings::HubSettings;
 use crate::domain::{AgentHealth, AgentSessionState, Task};
 use crate::store::DynStore;
 
+/// How long a task another node made ready waits before this node hands it
+/// out: its own node goes first, so two nodes rarely race for one task.
+pub const STEAL_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What the REST API and dashboards see of a live agent; kept current by the dispatcher.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct LiveAgent {
@@ -148,6 +152,13 @@ impl HubHandle {
 
     /// Pending tasks another node made ready; those this node already
     /// tracks are left as they are.
+    /// Other nodes assigned these tasks (from the event log).
+    pub fn taken_elsewhere(&self, task_ids: Vec<Uuid>) {
+        if !task_ids.is_empty() {
+            self.send(Command::TakenElsewhere(task_ids));
+        }
+    }
+
     pub fn discovered(&self, tasks: Vec<Task>) {
         if !tasks.is_empty() {
             self.send(Command::Discovered(tasks));
