@@ -245,6 +245,68 @@ async fn a_killed_node_loses_nothing_and_completes_nothing_twice() {
         );
     }
 
+    // A rolling restart: node 1 stops cleanly mid-run. Its agents are told
+    // to move (`shutdown` naming node 0) and nothing in flight is lost.
+    let mut more = Vec::new();
+    let jobs: Vec<Value> = (0..JOBS / 3)
+        .map(|i| json!({"prompt": format!("after {i}"), "pipeline": [CAPABILITY]}))
+        .collect();
+    let batch = call(
+        &nodes[0],
+        Method::POST,
+        "/v1/jobs/batch",
+        Some(json!({"jobs": jobs})),
+    )
+    .await;
+    for job in batch["jobs"].as_array().expect("jobs") {
+        more.push(job["id"].as_str().expect("id").to_owned());
+    }
+    let mut done_after = 0;
+    while done_after < 3 {
+        let id = tokio::time::timeout(Duration::from_secs(30), completed_rx.recv())
+            .await
+            .expect("completions flow")
+            .expect("the stream goes on");
+        done_after += usize::from(more.contains(&id));
+        seen.insert(id);
+    }
+    nodes[1].terminate().await;
+    let all: HashSet<String> = ids.iter().chain(&more).cloned().collect();
+    while seen.len() < all.len() {
+        let next = tokio::time::timeout(Duration::from_secs(60), completed_rx.recv()).await;
+        let id = next
+            .unwrap_or_else(|_| {
+                panic!("{} of {} completions after the stop", seen.len(), all.len())
+            })
+            .expect("the stream goes on");
+        seen.insert(id);
+    }
+    assert_eq!(seen, all);
+    let bad: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs j WHERE j.status <> 'completed' \
+            OR (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.status = 'succeeded') <> 1",
+    )
+    .fetch_one(&mut pg)
+    .await
+    .expect("read the jobs");
+    assert_eq!(bad, 0, "after the stop, every job completed exactly once");
+    // Every agent ends up on node 0, the last one standing.
+    let node0 = &nodes[0];
+    until(
+        "every agent connected to node 0",
+        Duration::from_secs(20),
+        || async move {
+            let now = call(node0, Method::GET, "/v1/agents", None).await;
+            now["agents"].as_array().is_some_and(|l| {
+                l.iter()
+                    .filter(|a| a["session_state"] == "connected")
+                    .count()
+                    == AGENTS_PER_NODE * 3
+            })
+        },
+    )
+    .await;
+
     for a in &agents {
         a.kill();
     }

@@ -100,6 +100,21 @@ impl ServeProcess {
         }
     }
 
+    /// SIGTERM: a clean stop (what a rolling restart does); waits for the
+    /// process to exit.
+    pub async fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let status = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .expect("run kill");
+                assert!(status.success(), "kill -TERM {pid}");
+            }
+            child.wait().await.expect("wait for the hub to stop");
+        }
+    }
+
     pub fn token(&self, role: Role, sub: &str) -> String {
         self.keys
             .issue(sub, role, Duration::from_secs(3600))

@@ -207,6 +207,13 @@ impl Dispatcher {
                 }
             }
             Command::Drain { agent_id, reply } => self.on_drain(agent_id, reply),
+            Command::Untracked { task_ids, reply } => {
+                let untracked = task_ids
+                    .into_iter()
+                    .filter(|id| !self.tasks.contains_key(id))
+                    .collect();
+                let _ = reply.send(untracked);
+            }
             Command::Disconnected {
                 agent_id,
                 session_id,

@@ -133,6 +133,11 @@ pub(crate) enum Command {
         agent_id: Uuid,
         reply: Option<oneshot::Sender<Result<(), DrainError>>>,
     },
+    /// Which of these tasks the dispatcher does not track.
+    Untracked {
+        task_ids: Vec<Uuid>,
+        reply: oneshot::Sender<Vec<Uuid>>,
+    },
     Disconnected {
         agent_id: Uuid,
         session_id: Uuid,

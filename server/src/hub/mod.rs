@@ -200,6 +200,17 @@ impl HubHandle {
     }
 
     /// Stops giving new work to an agent; its running work finishes.
+    /// Of `task_ids`, those the dispatcher does not track (none if it is
+    /// gone: then nothing can be said about them).
+    pub async fn untracked(&self, task_ids: Vec<Uuid>) -> Vec<Uuid> {
+        if task_ids.is_empty() {
+            return task_ids;
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Untracked { task_ids, reply });
+        rx.await.unwrap_or_default()
+    }
+
     pub async fn drain(&self, agent_id: Uuid) -> Result<(), DrainError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Drain {

@@ -8,8 +8,8 @@
 //! lease after a crash or on another node, items left `validating` with no
 //! task, jobs past `job_timeout`. It never fights the dispatcher over a task
 //! it holds:
-//! * a task whose agent is connected to this hub is left alone (the
-//!   dispatcher times its lease);
+//! * a task whose agent is connected to this hub is left alone when the
+//!   dispatcher tracks it (the dispatcher times its lease);
 //! * otherwise it acts only once the lease ran out more than
 //!   `reconnect_grace + stuck_grace` ago (the dispatcher gives a lost agent
 //!   `reconnect_grace` to come back and resume), and not before the hub has
@@ -130,8 +130,18 @@ pub async fn sweep(
 
 async fn recover_tasks(state: &AppState, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
     let mut recovered = 0;
-    for task in state.store.expired_tasks(cutoff, SWEEP_LIMIT).await? {
-        if stuck::agent_connected(state, task.agent_id) {
+    let expired = state.store.expired_tasks(cutoff, SWEEP_LIMIT).await?;
+    // A task of an agent connected here is the dispatcher's to time, unless
+    // the dispatcher does not know it (it was pushed through another node
+    // that stopped before the agent could list it in `hello.resume`).
+    let connected: Vec<uuid::Uuid> = expired
+        .iter()
+        .filter(|t| stuck::agent_connected(state, t.agent_id))
+        .map(|t| t.id)
+        .collect();
+    let untracked = state.hub.untracked(connected).await;
+    for task in expired {
+        if stuck::agent_connected(state, task.agent_id) && !untracked.contains(&task.id) {
             continue;
         }
         let lease = task.lease_until.unwrap_or(task.updated_at);

@@ -79,6 +79,14 @@ describe('dashboard as an admin', () => {
     assert.match(await creatorRow.locator('.heartbeat').innerText(), /^\d+ s ago$/);
     assert.equal(await page.locator('#agents button[data-action="drain"]').count(), 2, 'admins get a drain button per connected agent');
     await screenshot(page, 'agents-1280-light');
+    // The cluster: this hub is its only node, alive and leading.
+    const node = page.locator('#nodes tbody tr[data-this="true"]');
+    await node.waitFor({ timeout: 10000 });
+    assert.equal(await page.locator('#nodes tbody tr').count(), 1);
+    assert.equal(await node.getAttribute('data-state'), 'alive');
+    assert.equal(await node.getAttribute('data-leader'), 'true');
+    assert.match(await node.innerText(), /this node/);
+    assert.match(await page.locator('#nodes-summary').innerText(), /One hub node/);
   });
 
   it('creates a job with a document through the form and sees it complete live', async () => {

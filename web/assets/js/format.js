@@ -15,7 +15,7 @@ const TONE = {
   failed: 'bad', cancelled: 'idle', rejected: 'warn', offline: 'bad', disabled: 'idle',
   running: 'busy', validating: 'busy', assigned: 'busy', draining: 'warn', degraded: 'warn',
   disconnected: 'warn', queued: 'idle', waiting: 'idle', pending: 'idle', retrying: 'warn',
-  delivered: 'ok', failing: 'warn',
+  delivered: 'ok', failing: 'warn', alive: 'ok', dead: 'bad', stopped: 'idle', leader: 'busy',
 };
 
 export function tone(status) {

@@ -146,8 +146,10 @@ pub(super) async fn handshake(
     };
     let agent_id = record.id;
     // Resuming here what it held through another node (which died or
-    // stopped): read those tasks, so this node can take them over.
-    let adopt = if hello.resume.is_empty() || !ctx.hub.node.has_peers() {
+    // stopped; it may have been the last other one, so this is not only
+    // done while peers are alive): read those tasks, so this node can take
+    // them over. Tasks the dispatcher already tracks are left to it.
+    let adopt = if hello.resume.is_empty() {
         Vec::new()
     } else {
         let ids: Vec<Uuid> = hello.resume.iter().map(|r| r.task_id).collect();

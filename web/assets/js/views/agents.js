@@ -7,6 +7,7 @@ import { can } from '../auth.js';
 import { debounce, h, replace, since, stackable, toast } from '../dom.js';
 import { badge, capabilityNames, shortId } from '../format.js';
 import * as live from '../live.js';
+import { mountNodes } from './nodes.js';
 
 const ORDER = { connected: 0, draining: 1, disconnected: 2, offline: 3 };
 
@@ -63,11 +64,14 @@ export function renderAgents(main) {
   const admin = can('admin');
   const body = h('div');
   const summary = h('p', { class: 'muted', id: 'agents-summary', 'aria-live': 'polite' });
+  const nodes = h('section', { class: 'card', 'aria-label': 'Nodes' });
   main.append(
     h('h1', null, 'Agents'),
     summary,
     h('section', { class: 'card', 'aria-label': 'Agents' }, body),
+    nodes,
   );
+  const stopNodes = mountNodes(nodes);
   const draw = () => {
     const list = sorted();
     const online = list.filter((a) => a.session_state === 'connected' || a.session_state === 'draining').length;
@@ -114,5 +118,8 @@ export function renderAgents(main) {
   };
   draw();
   const off = live.on('agents', debounce(draw, 100));
-  return () => off();
+  return () => {
+    off();
+    stopNodes();
+  };
 }
