@@ -21,7 +21,9 @@ Run::
     SWITCHYARD_URL=ws://127.0.0.1:8000 SWITCHYARD_TOKEN=... python examples/summarize.py
 
 Environment / flags: ``SWITCHYARD_URL`` / ``--url`` (default
-``ws://127.0.0.1:8000/v1/agents/connect``), ``SWITCHYARD_TOKEN`` / ``--token``,
+``ws://127.0.0.1:8000/v1/agents/connect``), ``SWITCHYARD_FALLBACK_URLS``
+(comma-separated) / ``--fallback-url`` (repeatable; other nodes of the hub's
+cluster, tried when the current one is unreachable), ``SWITCHYARD_TOKEN`` / ``--token``,
 ``SWITCHYARD_AGENT_NAME`` / ``--name`` (default: the token's ``sub``),
 ``SUMMARIZE_DELAY_MS`` / ``--delay-ms`` (work time per task, for tests; progress
 is reported every 500 ms meanwhile), ``--max-concurrency`` (default 4),
@@ -108,7 +110,14 @@ def build_agent(args: argparse.Namespace) -> Agent:
     def ready(welcome: Welcome) -> None:
         print(f"ready agent_id={welcome.agent_id} name={args.name}", flush=True)
 
-    agent = Agent(args.url, args.token, args.name, labels={"lang": "python"}, on_welcome=ready)
+    agent = Agent(
+        args.url,
+        args.token,
+        args.name,
+        labels={"lang": "python"},
+        on_welcome=ready,
+        fallback_urls=args.fallback_urls,
+    )
 
     @agent.capability(
         args.capability,
@@ -143,6 +152,13 @@ def build_agent(args: argparse.Namespace) -> Agent:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Switchyard reference agent: text.summarize")
     p.add_argument("--url", default=os.environ.get("SWITCHYARD_URL", "ws://127.0.0.1:8000/v1/agents/connect"))
+    p.add_argument(
+        "--fallback-url",
+        dest="fallback_urls",
+        action="append",
+        metavar="URL",
+        help="another node of the hub's cluster (repeatable; default: $SWITCHYARD_FALLBACK_URLS, comma-separated)",
+    )
     p.add_argument("--token", default=os.environ.get("SWITCHYARD_TOKEN"))
     p.add_argument("--name", default=os.environ.get("SWITCHYARD_AGENT_NAME"))
     p.add_argument("--capability", default="text.summarize")
@@ -150,6 +166,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--delay-ms", type=int, default=int(os.environ.get("SUMMARIZE_DELAY_MS", "0")))
     p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     args = p.parse_args(argv)
+    if args.fallback_urls is None:
+        args.fallback_urls = os.environ.get("SWITCHYARD_FALLBACK_URLS", "").split(",")
+    args.fallback_urls = [u.strip() for u in args.fallback_urls if u.strip()]
     if not args.token:
         p.error("no token: set SWITCHYARD_TOKEN (switchyard token issue --role agent --sub NAME)")
     args.name = args.name or token_sub(args.token)

@@ -25,11 +25,12 @@ import asyncio
 import logging
 import signal
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from . import protocol
 from .errors import AgentError
 from .protocol import Capability, Pricing, TaskRef, Welcome
+from .connection import _HubList
 from .session import _End, _SessionLoop
 from .tasks import DeclineFilter, Handler, _Registered
 
@@ -48,6 +49,12 @@ class Agent(_SessionLoop):
     works too), ``token`` a JWT of role ``agent`` whose ``sub`` is ``name``.
     Declare capabilities with :meth:`capability` (a decorator) or
     :meth:`handle`, then ``await agent.run_until_signal()``.
+
+    ``fallback_urls`` are other nodes of the hub's cluster (same forms as
+    ``url``): when the current URL cannot be reached or the connection breaks,
+    the agent tries the next URL of its list. The hub also names its cluster's
+    live nodes in ``welcome`` and ``shutdown``; the agent adds those by itself,
+    so one URL is enough once it has connected.
     """
 
     def __init__(
@@ -64,10 +71,14 @@ class Agent(_SessionLoop):
         heartbeat_interval: float | None = None,
         auto_extend_leases: bool = False,
         on_welcome: Callable[[Welcome], None] | None = None,
+        fallback_urls: Sequence[str] = (),
     ) -> None:
         super().__init__()  # the task table (tasks._TaskRunner)
+        if isinstance(fallback_urls, str):  # one URL, not its characters
+            fallback_urls = [fallback_urls]
         try:
             self.url = protocol.normalize_url(url)
+            self.fallback_urls = tuple(protocol.normalize_url(u) for u in fallback_urls)
         except ValueError as e:
             raise AgentError(str(e)) from None
         if not name.strip():
@@ -82,6 +93,7 @@ class Agent(_SessionLoop):
         self.version = version
         self.labels = dict(labels or {})
         self._token = token
+        self._hubs = _HubList([self.url, *self.fallback_urls])
         self._user_agent = f"switchyard-agent-python/{__version__}"
         self._backoff = (low, high)
         self._ack_timeout = ack_timeout
@@ -173,6 +185,17 @@ class Agent(_SessionLoop):
     def connected(self) -> bool:
         """Whether the agent holds a session (a ``welcome`` was received)."""
         return self._outbox is not None
+
+    @property
+    def hub_url(self) -> str:
+        """The hub URL of the current session, or the one tried next."""
+        return self._hubs.current
+
+    @property
+    def hub_urls(self) -> list[str]:
+        """Every hub URL the agent knows: the configured one, the fallbacks,
+        then the nodes the hub named in ``welcome``/``shutdown``."""
+        return list(self._hubs.urls)
 
     @property
     def running_tasks(self) -> list[TaskRef]:

@@ -1,12 +1,15 @@
-"""Opening one session (connect, ``hello``, ``welcome``) and the backoff between tries.
+"""Opening one session (connect, ``hello``, ``welcome``), where to try, and the backoff between tries.
 
 Why a module of its own: this is the only code that decides whether a failed
-connection attempt is worth retrying. :func:`open_session` needs no agent
+connection attempt is worth retrying, and where the next attempt goes
+(:class:`_HubList`: the configured URL, the fallbacks, and the nodes the hub's
+cluster named, tried round robin). :func:`open_session` needs no agent
 state beyond the ``hello`` to send, and classifies every way it can fail
 into exactly two outcomes: :class:`~switchyard_agent.errors.AgentError`
 (a refused token, HTTP 401/403, or a permanent refusal of ``hello``: the
 agent stops) or :class:`~switchyard_agent.errors._Retry` / a socket error
-(the session loop waits :class:`_Backoff` and tries again). Keeping that
+(the session loop moves to the next URL, waits :class:`_Backoff` and tries
+again). Keeping that
 decision in one place keeps the loop in ``session`` about sessions only.
 """
 
@@ -16,7 +19,7 @@ import asyncio
 import logging
 import random
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
@@ -43,6 +46,52 @@ class _Backoff:
         delay = min(self._next * (1.0 + random.random()), self.high)
         self._next = min(self._next * 2.0, self.high)
         return delay
+
+
+class _HubList:
+    """Where the hub can be reached, like the Rust SDK's runner: the
+    configured URL, then the fallback URLs, then the nodes named since in
+    ``welcome.hubs`` and ``shutdown.hubs``, normalised
+    (``ws://host:port/v1/agents/connect``) and without duplicates.
+    :attr:`current` is the one tried next."""
+
+    def __init__(self, urls: Iterable[str] = ()) -> None:
+        self.urls: list[str] = []
+        self.index = 0
+        self.learn(urls)
+
+    @property
+    def current(self) -> str:
+        return self.urls[self.index]
+
+    def learn(self, urls: Iterable[str]) -> list[int]:
+        """Adds the URLs (base URLs or full ones) not known yet, skipping
+        invalid ones; returns the positions of all of them, in order."""
+        at = []
+        for url in urls:
+            try:
+                url = protocol.normalize_url(url)
+            except ValueError:
+                log.warning("ignoring a hub URL that is not ws:// or http://: %r", url)
+                continue
+            if url not in self.urls:
+                log.debug("learned a hub node: %s", url)
+                self.urls.append(url)
+            at.append(self.urls.index(url))
+        return at
+
+    def rotate(self) -> None:
+        """Moves to the next known node, after a broken session or a failed connect."""
+        if self.urls:
+            self.index = (self.index + 1) % len(self.urls)
+
+    def move_to(self, urls: Iterable[str]) -> None:
+        """Learns the nodes a ``shutdown`` named and moves to the first one
+        that is not the current URL (stays put when there is none)."""
+        for i in self.learn(urls):
+            if i != self.index:
+                self.index = i
+                return
 
 
 async def open_session(

@@ -275,6 +275,9 @@ class Welcome:
     lease_ms: int
     accept_timeout_ms: int
     resumed: tuple[TaskRef, ...] = ()
+    hubs: tuple[str, ...] = ()
+    """The cluster's other live nodes, as base URLs (``http://10.0.0.2:8000``);
+    empty for a single hub. The agent adds them to the URLs it tries."""
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,9 @@ class Error:
 class Shutdown:
     reason: str
     reconnect_after_ms: int | None = None
+    hubs: tuple[str, ...] = ()
+    """Other live nodes to reconnect to instead of this one (base URLs);
+    empty: come back to this one."""
 
 
 HubMessage = Welcome | Task | Cancel | Ack | Error | Shutdown
@@ -356,6 +362,14 @@ def _task_ref(obj: Any, kind: str) -> TaskRef:
     return TaskRef(_get(obj, kind, "task_id", str), _get(obj, kind, "attempt", int))
 
 
+def _urls(obj: Mapping[str, Any], kind: str) -> tuple[str, ...]:
+    """The optional ``hubs`` field: an array of strings, default ``[]``."""
+    urls = _get(obj, kind, "hubs", list, default=[])
+    if not all(isinstance(u, str) for u in urls):
+        raise ProtocolError(f"`{kind}` message is not valid at `hubs`: expected an array of strings")
+    return tuple(urls)
+
+
 def decode(text: str | bytes) -> HubMessage:
     """Parses one frame from the hub; raises :class:`ProtocolError`."""
     try:
@@ -378,6 +392,7 @@ def decode(text: str | bytes) -> HubMessage:
             lease_ms=g("lease_ms", int),
             accept_timeout_ms=g("accept_timeout_ms", int),
             resumed=tuple(_task_ref(r, kind) for r in resumed),
+            hubs=_urls(obj, kind),
         )
     if kind == "task":
         if "input" not in obj:
@@ -399,5 +414,5 @@ def decode(text: str | bytes) -> HubMessage:
     if kind == "error":
         return Error(g("code", str), g("message", str), g("task_id", str, default=None))
     if kind == "shutdown":
-        return Shutdown(g("reason", str), g("reconnect_after_ms", int, default=None))
+        return Shutdown(g("reason", str), g("reconnect_after_ms", int, default=None), _urls(obj, kind))
     raise ProtocolError(f"unknown message type `{kind}`")

@@ -3,13 +3,20 @@
 Why a layer of its own: everything here is about the socket's life, not a
 task's. :class:`_SessionLoop` extends the task layer (``tasks._TaskRunner``)
 with the transport it needs: ``_send`` and the reading, heartbeat and
-housekeeping loops. The handshake and the backoff are in ``connection``.
+housekeeping loops. The handshake, the list of hub URLs and the backoff are
+in ``connection``.
 
 * **One session at a time, reconnect for ever.** :meth:`_run_loop` connects
   (``hello`` lists unfinished attempts in ``resume``), runs the session, and
   on a broken socket waits an exponential backoff with jitter and tries
   again. Only a refused token (HTTP 401/403) or a permanent refusal of
   ``hello`` stops it (:class:`~switchyard_agent.errors.AgentError`).
+* **Follow the cluster.** The agent knows a list of hub URLs
+  (``connection._HubList``: the configured one, the fallbacks, the nodes
+  named in ``welcome.hubs``). A broken session or a failed connect moves to
+  the next one before the backoff; a ``shutdown`` naming other nodes moves to
+  the first of them, after ``reconnect_after_ms`` plus a jittered backoff
+  delay (so a node's agents do not all arrive in the same millisecond).
 * **One ordered outbox per session.** Everything sent is put on a queue
   synchronously and a single writer task sends it, so a resumed attempt's
   items always precede its result, and handlers never wait on the socket.
@@ -30,7 +37,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from . import protocol
-from .connection import _Backoff, close, describe, open_session
+from .connection import _Backoff, _HubList, close, describe, open_session
 from .errors import AgentError, _Retry
 from .protocol import Ack, Cancel, Error, HubMessage, ProtocolError, Shutdown, Task, TaskRef, Welcome
 from .tasks import _TaskRunner
@@ -45,6 +52,7 @@ class _End:
     kind: str  # "drained" | "lost" | "shutdown"
     reason: str = ""
     after: float | None = None  # seconds, for "shutdown"
+    hubs: tuple[str, ...] = ()  # other nodes to go to, for "shutdown"
 
 
 class _SessionLoop(_TaskRunner):
@@ -52,6 +60,7 @@ class _SessionLoop(_TaskRunner):
 
     # Settings, set by Agent.__init__.
     url: str
+    _hubs: _HubList
     name: str
     version: str
     labels: dict[str, str]
@@ -76,28 +85,41 @@ class _SessionLoop(_TaskRunner):
 
     async def _run_loop(self) -> None:
         backoff = _Backoff(*self._backoff)
+        hubs = self._hubs
         while True:
             if self._draining and not self._tasks:
                 log.info("drained")
                 return
+            url = hubs.current
             try:
-                ws, welcome = await self._handshake()
+                ws, welcome = await self._handshake(url)
             except AgentError:
                 raise
             except (_Retry, OSError, WebSocketException, asyncio.TimeoutError) as e:
+                hubs.rotate()
                 delay = backoff.next()
-                log.warning("cannot connect to the hub (%s); retrying in %.2fs", describe(e), delay)
+                log.warning(
+                    "cannot connect to the hub at %s (%s); trying %s in %.2fs", url, describe(e), hubs.current, delay
+                )
             else:
                 backoff.reset()
+                hubs.learn(welcome.hubs)
                 end = await self._session(ws, welcome)
                 if end.kind == "drained":
                     log.info("drained")
                     return
-                if end.kind == "shutdown" and end.after is not None:
-                    delay = end.after
+                if end.kind == "shutdown":
+                    hubs.move_to(end.hubs)
+                    # Jitter on top of the hub's delay: the node's agents
+                    # must not all arrive in one millisecond.
+                    delay = (end.after or 0.0) + backoff.next()
                 else:
+                    hubs.rotate()
                     delay = backoff.next()
-                log.warning("disconnected from the hub (%s); reconnecting in %.2fs", end.reason, delay)
+                log.warning(
+                    "disconnected from the hub at %s (%s); connecting to %s in %.2fs",
+                    url, end.reason, hubs.current, delay,
+                )
             await self._pause(delay)
 
     async def _pause(self, delay: float) -> None:
@@ -114,7 +136,7 @@ class _SessionLoop(_TaskRunner):
             except asyncio.TimeoutError:
                 return
 
-    async def _handshake(self) -> tuple[ClientConnection, Welcome]:
+    async def _handshake(self, url: str) -> tuple[ClientConnection, Welcome]:
         hello = protocol.hello(
             self.name,
             [r.capability for r in self._caps.values()],
@@ -123,13 +145,14 @@ class _SessionLoop(_TaskRunner):
             resume=[t.ref for t in self._tasks.values()],
         )
         return await open_session(
-            self.url, self._token, hello, timeout=self._connect_timeout, user_agent=self._user_agent
+            url, self._token, hello, timeout=self._connect_timeout, user_agent=self._user_agent
         )
 
     async def _session(self, ws: ClientConnection, welcome: Welcome) -> _End:
         assert self._connected is not None
         log.info(
-            "connected to the hub as %s: agent_id=%s session_id=%s resumed=%d",
+            "connected to the hub at %s as %s: agent_id=%s session_id=%s resumed=%d",
+            self._hubs.current,
             self.name,
             welcome.agent_id,
             welcome.session_id,
@@ -269,9 +292,9 @@ class _SessionLoop(_TaskRunner):
         elif isinstance(msg, Error):
             self._on_error(msg)
         elif isinstance(msg, Shutdown):
-            log.info("the hub asked us to go away: %s", msg.reason)
+            log.info("the hub asked us to go away: %s%s", msg.reason, f" (to {', '.join(msg.hubs)})" if msg.hubs else "")
             after = msg.reconnect_after_ms / 1000.0 if msg.reconnect_after_ms is not None else None
-            self._end_session(_End("shutdown", f"shutdown: {msg.reason}", after))
+            self._end_session(_End("shutdown", f"shutdown: {msg.reason}", after, msg.hubs))
         elif isinstance(msg, Welcome):
             log.warning("ignoring a second `welcome`")
 

@@ -95,6 +95,19 @@ class HubMessages(unittest.TestCase):
         w2 = protocol.decode('{"type":"welcome","protocol":1,"agent_id":"A","session_id":"S",'
                              '"heartbeat_interval_ms":1,"lease_ms":2,"accept_timeout_ms":3}')
         self.assertEqual(w2.resumed, ())
+        self.assertEqual(w2.hubs, ())
+
+    def test_hubs_in_welcome_and_shutdown(self) -> None:
+        w = protocol.decode('{"type":"welcome","protocol":1,"agent_id":"A","session_id":"S","heartbeat_interval_ms":1,'
+                            '"lease_ms":2,"accept_timeout_ms":3,"hubs":["http://10.0.0.2:8000","http://10.0.0.3:8000"]}')
+        self.assertEqual(w.hubs, ("http://10.0.0.2:8000", "http://10.0.0.3:8000"))
+        s = protocol.decode('{"type":"shutdown","reason":"r","reconnect_after_ms":0,"hubs":["http://10.0.0.2:8000"]}')
+        self.assertEqual(s, Shutdown("r", 0, ("http://10.0.0.2:8000",)))
+        self.assertEqual(protocol.decode('{"type":"shutdown","reason":"r","hubs":null}').hubs, ())
+        for bad in ['"http://h"', '[1]']:
+            with self.subTest(bad=bad), self.assertRaises(ProtocolError) as cm:
+                protocol.decode(f'{{"type":"shutdown","reason":"r","hubs":{bad}}}')
+            self.assertIn("hubs", str(cm.exception))
 
     def test_task(self) -> None:
         frame = {
