@@ -33,6 +33,39 @@ impl Ledger {
     }
 }
 
+/// Waits until the agents have run `n` tasks, then until `store` (when
+/// given) has recorded `n` succeeded tasks; errors after ten minutes.
+pub async fn wait_drained(
+    ledger: &Ledger,
+    n: usize,
+    store: Option<&crate::store::DynStore>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while ledger.completions.load(Ordering::Relaxed) < n as u64 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {n} tasks ran within 10 minutes",
+            ledger.completions.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    if let Some(store) = store {
+        loop {
+            let counts = store.task_counts().await?;
+            let succeeded = counts.get(&crate::domain::TaskStatus::Succeeded).copied();
+            if succeeded.unwrap_or(0) >= n as i64 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the store did not record every completion"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    Ok(())
+}
+
 /// Starts `agents` agents with `slots` slots each, whose handler takes `work`.
 pub async fn spawn(
     target: &Target,

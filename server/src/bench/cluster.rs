@@ -11,7 +11,6 @@
 //! task ran exactly once, on the agents and in the store.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -118,27 +117,10 @@ async fn measure(
     while let Some(done) = in_flight.join_next().await {
         submitted += done??;
     }
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while ledger.completions.load(Ordering::Relaxed) < n as u64 {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{k} nodes: only {} of {n} tasks ran within 10 minutes",
-            ledger.completions.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
     let store = crate::store::open(url, 2).await?;
-    loop {
-        let counts = store.task_counts().await?;
-        if counts.get(&TaskStatus::Succeeded).copied().unwrap_or(0) >= n as i64 {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{k} nodes: the store did not record every completion"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    agents::wait_drained(&ledger, n, Some(&store))
+        .await
+        .with_context(|| format!("{k} nodes"))?;
     let elapsed = start.elapsed();
     let hub_cpu: Option<f64> = nodes
         .iter()

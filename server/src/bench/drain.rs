@@ -72,29 +72,8 @@ pub async fn run(target: &Target, common: &Common) -> anyhow::Result<Report> {
     let submit_done = start.elapsed();
 
     // Wait for the agents to have run everything, then for the store to agree.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while ledger.completions.load(Ordering::Relaxed) < n as u64 {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {} of {n} tasks ran within 10 minutes",
-            ledger.completions.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
     let store = local_store(target).await?;
-    if let Some(store) = &store {
-        loop {
-            let counts = store.task_counts().await?;
-            if counts.get(&TaskStatus::Succeeded).copied().unwrap_or(0) >= n as i64 {
-                break;
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the store did not record every completion"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
+    agents::wait_drained(&ledger, n, store.as_ref()).await?;
     let elapsed = start.elapsed();
     let cpu = target.hub_cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
     let db = if target.backend == "postgres" {

@@ -49,18 +49,7 @@ impl Dispatcher {
         } else {
             SlotState::Delayed(now + wait)
         };
-        let slot = TaskSlot {
-            id: task.id,
-            job_id: task.job_id,
-            capability: task.capability.clone(),
-            priority: task.priority,
-            attempt: task.attempt,
-            stage: task.stage,
-            item_id: task.item_id,
-            state,
-            ready_since: now + wait,
-            started_at: None,
-        };
+        let slot = TaskSlot::of(task, state, now + wait);
         match state {
             SlotState::Delayed(at) => {
                 self.delayed.insert((at, task.id));

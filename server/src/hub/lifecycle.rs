@@ -469,25 +469,13 @@ impl Dispatcher {
     /// another node) as waiting for that agent until `until`: it resumes
     /// it, or the task is taken back.
     fn hold_orphan(&mut self, task: &Task, agent: Uuid, until: Instant) {
-        self.tasks.insert(
-            task.id,
-            TaskSlot {
-                id: task.id,
-                job_id: task.job_id,
-                capability: task.capability.clone(),
-                priority: task.priority,
-                attempt: task.attempt,
-                stage: task.stage,
-                item_id: task.item_id,
-                state: SlotState::Orphaned {
-                    agent,
-                    until,
-                    running: task.status == TaskStatus::Running,
-                },
-                ready_since: Instant::now(),
-                started_at: None,
-            },
-        );
+        let state = SlotState::Orphaned {
+            agent,
+            until,
+            running: task.status == TaskStatus::Running,
+        };
+        self.tasks
+            .insert(task.id, TaskSlot::of(task, state, Instant::now()));
     }
 
     /// Tells every agent the hub is going away and writes a last snapshot.

@@ -190,3 +190,21 @@ pub(crate) struct TaskSlot {
     /// When its agent accepted it (for the task duration metric).
     pub started_at: Option<Instant>,
 }
+
+impl TaskSlot {
+    /// The slot of a stored task, in `state`, ready since `ready_since`.
+    pub fn of(task: &crate::domain::Task, state: SlotState, ready_since: Instant) -> TaskSlot {
+        TaskSlot {
+            id: task.id,
+            job_id: task.job_id,
+            capability: task.capability.clone(),
+            priority: task.priority,
+            attempt: task.attempt,
+            stage: task.stage,
+            item_id: task.item_id,
+            state,
+            ready_since,
+            started_at: None,
+        }
+    }
+}
