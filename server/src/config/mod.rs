@@ -47,6 +47,29 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// `value` as a duration from `min` to `max`; otherwise a [`Problem`] for
+/// `key` saying `allowed`, and `None` (the caller picks the stand-in value,
+/// since validation goes on to report every problem at once).
+pub fn duration_in(
+    problems: &mut Vec<Problem>,
+    key: &'static str,
+    value: &str,
+    (min, max): (std::time::Duration, std::time::Duration),
+    allowed: impl Into<String>,
+) -> Option<std::time::Duration> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d >= min && d <= max => Some(d),
+        _ => {
+            problems.push(Problem {
+                key,
+                value: value.to_owned(),
+                allowed: allowed.into(),
+            });
+            None
+        }
+    }
+}
+
 /// The file read when no `--config` is given, from the working directory.
 pub const DEFAULT_FILE: &str = "switchyard.toml";
 

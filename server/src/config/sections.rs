@@ -4,23 +4,13 @@
 use std::time::Duration;
 
 use super::settings::{EventSettings, MonitorSettings};
-use super::{Problem, RawConfig};
+use super::{Problem, RawConfig, duration_in};
 
 /// Validates the `event_*` and `stream_*` keys.
 pub(super) fn event_settings(raw: &RawConfig, problems: &mut Vec<Problem>) -> EventSettings {
     let mut duration =
         |key: &'static str, value: &str, min: Duration, max: Duration, allowed: &str| {
-            match humantime::parse_duration(value) {
-                Ok(d) if d >= min && d <= max => d,
-                _ => {
-                    problems.push(Problem {
-                        key,
-                        value: value.to_owned(),
-                        allowed: allowed.to_owned(),
-                    });
-                    min
-                }
-            }
+            duration_in(problems, key, value, (min, max), allowed).unwrap_or(min)
         };
     let day = Duration::from_secs(24 * 3600);
     let retention = duration(
@@ -72,17 +62,8 @@ pub(super) fn event_settings(raw: &RawConfig, problems: &mut Vec<Problem>) -> Ev
 pub(super) fn monitor_settings(raw: &RawConfig, problems: &mut Vec<Problem>) -> MonitorSettings {
     let mut duration =
         |key: &'static str, value: &str, min: Duration, max: Duration, allowed: &str| {
-            match humantime::parse_duration(value) {
-                Ok(d) if d >= min && d <= max => d,
-                _ => {
-                    problems.push(Problem {
-                        key,
-                        value: value.to_owned(),
-                        allowed: allowed.to_owned(),
-                    });
-                    min.max(Duration::from_millis(10))
-                }
-            }
+            duration_in(problems, key, value, (min, max), allowed)
+                .unwrap_or(min.max(Duration::from_millis(10)))
         };
     let day = Duration::from_secs(86400);
     MonitorSettings {

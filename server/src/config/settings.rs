@@ -289,18 +289,11 @@ impl Settings {
             bad("max_attempts", &raw.max_attempts, "1 to 100");
         }
 
-        let mut duration =
-            |key: &'static str, raw: &str, min: Duration| match humantime::parse_duration(raw) {
-                Ok(d) if d >= min && d <= Duration::from_secs(7 * 24 * 3600) => d,
-                _ => {
-                    problems.push(Problem {
-                        key,
-                        value: raw.to_owned(),
-                        allowed: format!("a duration such as 5s or 250ms, from {min:?} to 7 days"),
-                    });
-                    min
-                }
-            };
+        let mut duration = |key: &'static str, raw: &str, min: Duration| {
+            let week = Duration::from_secs(7 * 24 * 3600);
+            let allowed = format!("a duration such as 5s or 250ms, from {min:?} to 7 days");
+            super::duration_in(&mut problems, key, raw, (min, week), allowed).unwrap_or(min)
+        };
         let ms = Duration::from_millis(10);
         let hub = HubSettings {
             heartbeat_interval: duration("heartbeat_interval", &raw.heartbeat_interval, ms),

@@ -102,21 +102,13 @@ impl WebhookSettings {
         let sealer = Sealer::new(&secret_keys(raw, problems));
         let mut duration =
             |key: &'static str, value: &str, min: Duration, max: Duration, fallback: Duration| {
-                match humantime::parse_duration(value) {
-                    Ok(d) if d >= min && d <= max => d,
-                    _ => {
-                        problems.push(Problem {
-                            key,
-                            value: value.to_owned(),
-                            allowed: format!(
-                                "a duration such as 15s, 500ms or 2h, from {} to {}",
-                                humantime::format_duration(min),
-                                humantime::format_duration(max)
-                            ),
-                        });
-                        fallback
-                    }
-                }
+                let allowed = format!(
+                    "a duration such as 15s, 500ms or 2h, from {} to {}",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                );
+                crate::config::duration_in(problems, key, value, (min, max), allowed)
+                    .unwrap_or(fallback)
             };
         let ms10 = Duration::from_millis(10);
         let timeout = duration(
