@@ -367,6 +367,31 @@ async fn a_drain_on_one_node_reaches_the_agent_on_another() {
     });
     let agent_id = drained.wait_connected().await.expect("connected to b");
 
+    // Node a lists it as connected (its session is on a live peer), not
+    // offline as an agent of an earlier run would be.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, list) = json(
+            a.as_role(Role::Viewer, Method::GET, "/v1/agents")
+                .send()
+                .await
+                .expect("agents"),
+        )
+        .await;
+        let state = list["agents"]
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["id"] == agent_id.to_string()))
+            .map(|x| x["session_state"].clone());
+        if state == Some(Value::from("connected")) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a shows it as {state:?}: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // Drained through node a, which does not hold its session.
     let (status, body) = json(
         a.as_role(
