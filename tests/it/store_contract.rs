@@ -8,6 +8,7 @@
 //! same database and schema tests can poke at it with raw SQL.
 
 mod agents;
+mod browse;
 mod context;
 mod dispatch;
 mod dispatch_races;
@@ -58,6 +59,8 @@ contract!(
     jobs::unfinished_dependency_makes_job_wait,
     jobs::list_jobs_filters_and_pages,
     context::list_jobs_by_context,
+    browse::counts_and_text_and_date_filters,
+    browse::history_pages_newest_first_and_tasks_show_attempts,
     lifecycle::cancel_cancels_tasks_and_appends_events,
     lifecycle::transition_sets_times_and_names_conflicts,
     races::cancel_racing_completion_has_one_winner,

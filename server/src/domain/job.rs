@@ -90,6 +90,12 @@ pub struct JobFilter {
     pub label: Option<String>,
     /// Every one must match (see [`super::ContextFilter`]).
     pub context: Vec<super::ContextFilter>,
+    /// Only jobs whose prompt contains this text, ignoring ASCII case.
+    pub text: Option<String>,
+    /// Only jobs created at or after this instant.
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only jobs created before this instant.
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
     /// Return only jobs strictly older than this id (ids are UUIDv7, so time ordered).
     pub before: Option<Uuid>,
     pub limit: u32,

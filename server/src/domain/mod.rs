@@ -4,6 +4,7 @@
 //! string form used on the wire, in the database and in metrics.
 
 pub mod agent;
+pub mod attempt;
 pub mod context_filter;
 pub mod event;
 pub mod item;
@@ -13,6 +14,7 @@ pub mod status;
 pub mod storable;
 pub mod task;
 
+pub use attempt::{Attempt, AttemptOutcome, attempts_of};
 pub use agent::{AgentRecord, AgentRegistration, AgentSnapshot, CapabilityRecord};
 pub use context_filter::ContextFilter;
 pub use event::{Event, EventType, NewEvent};

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod agents;
 pub mod auth;
+pub mod browse;
 pub mod dashboard;
 pub mod error;
 pub mod events;
@@ -53,6 +54,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::connect))
         .routes(routes!(agents::get_agent))
         .routes(routes!(agents::drain_agent))
+        .merge(browse::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(monitor::routes())

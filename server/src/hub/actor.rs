@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -363,6 +364,11 @@ impl Dispatcher {
             }
         }
         if let Some(task) = &outcome.task {
+            match task.status {
+                TaskStatus::Succeeded => self.handle.throughput.finished(Utc::now(), true),
+                TaskStatus::Failed => self.handle.throughput.finished(Utc::now(), false),
+                _ => {}
+            }
             metrics::counter!("switchyard_task_transitions_total", "capability" => task.capability.clone(), "status" => task.status.as_str()).increment(1);
             self.reconcile(task.clone());
         }

@@ -283,6 +283,9 @@ impl Dispatcher {
             crate::telemetry::links::remember(task_id, &span);
         }
         if agent.push(frame(&message)) {
+            self.handle
+                .throughput
+                .dispatched(Utc::now(), latency.as_secs_f64() * 1000.0);
             metrics::histogram!("switchyard_dispatch_latency_seconds", "capability" => capability)
                 .record(latency.as_secs_f64());
         } else {

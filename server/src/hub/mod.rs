@@ -20,6 +20,7 @@ pub mod queue;
 mod registry;
 pub mod schema;
 pub mod session;
+pub mod throughput;
 
 use std::sync::Arc;
 
@@ -87,6 +88,8 @@ pub struct HubHandle {
     pub queues: Arc<DashMap<String, QueueStats>>,
     /// Compiled input schemas per capability, for submit-time validation.
     pub schemas: Arc<schema::SchemaRegistry>,
+    /// Tasks finished and dispatched over time, for charts.
+    pub throughput: Arc<throughput::Throughput>,
     /// The timings this handle's holder goes by: the dispatcher's at start,
     /// a session's own from when it connected (see [`Self::for_session`]).
     pub settings: Arc<HubSettings>,
@@ -115,6 +118,7 @@ impl HubHandle {
             live: Arc::new(DashMap::new()),
             queues: Arc::new(DashMap::new()),
             schemas: Arc::new(schema::SchemaRegistry::default()),
+            throughput: Arc::new(throughput::Throughput::default()),
             settings: Arc::new(settings),
             node,
         };

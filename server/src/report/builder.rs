@@ -172,10 +172,10 @@ pub async fn build(
     let usage = store.usage_groups(job.id).await?;
     let rerun_of = store.rerun_of(job.id).await?;
     let rejected = store
-        .list_items(job.id, Some(ItemStatus::Rejected), None, LISTED_ITEMS)
+        .list_items(job.id, Some(ItemStatus::Rejected), None, None, LISTED_ITEMS)
         .await?;
     let failed = store
-        .list_items(job.id, Some(ItemStatus::Failed), None, LISTED_ITEMS)
+        .list_items(job.id, Some(ItemStatus::Failed), None, None, LISTED_ITEMS)
         .await?;
 
     let end = job.finished_at.unwrap_or(now);

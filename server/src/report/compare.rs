@@ -162,7 +162,7 @@ async fn for_each_item(
 ) -> Result<(), StoreError> {
     let mut after = None;
     loop {
-        let page = store.list_items(job_id, None, after, PAGE).await?;
+        let page = store.list_items(job_id, None, None, after, PAGE).await?;
         let full = page.len() == PAGE as usize;
         after = page.last().map(|i| i.id);
         page.into_iter().for_each(&mut f);

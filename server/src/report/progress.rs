@@ -1,12 +1,19 @@
 //! `GET /v1/jobs/{id}/progress`: where a job stands, how fast it moves, and
 //! when it will probably be done.
 //!
-//! The ETA is `remaining tasks / observed rate`, the rate being the tasks
-//! that finished in the last [`RATE_WINDOW_SECONDS`] (or since the job
-//! started, when that is shorter). It is `null`, with a reason, whenever
-//! that would be a guess: the job has not started, its first stage is still
-//! running (nobody knows yet how many items it will emit, so how much work
-//! follows), or nothing finished recently.
+//! The ETA adds up, stage by stage, `unfinished tasks / that stage's recent
+//! rate`, the rate being the stage's tasks that finished in the last
+//! [`RATE_WINDOW_SECONDS`] (or since the stage's first task was created,
+//! when that is shorter). A stage's own rate matters: a job's first stage
+//! (one long extraction) says nothing about how fast its thousands of
+//! validations go, and an average over the whole job made a 2-minute job
+//! look like 46 minutes. The ETA comes with a confidence (`low` below
+//! [`MEDIUM_CONFIDENCE_TASKS`] finished tasks or a window under 10 s,
+//! `high` from [`HIGH_CONFIDENCE_TASKS`]) and a note saying what it rests
+//! on. It is `null`, with a reason, whenever it would be a guess: the job has
+//! not started, its first stage is still running (nobody knows yet how many
+//! items it will emit, so how much work follows), or a stage with work left
+//! finished nothing recently.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,7 +25,13 @@ use crate::store::reports::{ItemGroup, TaskGroup};
 use crate::store::{DynStore, StoreError};
 
 /// How far back the rate looks.
-pub const RATE_WINDOW_SECONDS: i64 = 300;
+pub const RATE_WINDOW_SECONDS: i64 = 60;
+/// Finished tasks behind an ETA of `medium` confidence.
+pub const MEDIUM_CONFIDENCE_TASKS: i64 = 20;
+/// Finished tasks behind an ETA of `high` confidence.
+pub const HIGH_CONFIDENCE_TASKS: i64 = 200;
+/// A rate measured over less time than this is `low` confidence.
+const MIN_CONFIDENT_WINDOW: f64 = 10.0;
 
 /// Task counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -65,12 +78,19 @@ pub struct StageProgress {
     pub stage: i32,
     pub capability: String,
     pub tasks: TaskCounts,
+    /// This stage's tasks finished per minute over `rate_window_seconds`.
+    pub tasks_per_minute: f64,
+    /// The last minute, or since the stage's first task was created when that is shorter.
+    pub rate_window_seconds: f64,
+    /// This stage's tasks finished in that window.
+    #[serde(default)]
+    pub tasks_finished_recently: i64,
 }
 
 /// What finished recently.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rate {
-    /// The window the rate is measured over (the last 5 minutes, or since the job started).
+    /// The window the rate is measured over (the last minute, or since the job started).
     pub window_seconds: f64,
     pub tasks_finished: i64,
     pub tasks_per_minute: f64,
@@ -101,6 +121,10 @@ pub struct Progress {
     pub percent_done: Option<f64>,
     pub eta_seconds: Option<f64>,
     pub eta_at: Option<DateTime<Utc>>,
+    /// `low`, `medium` or `high`: how much finished work the ETA rests on.
+    pub eta_confidence: Option<String>,
+    /// What the ETA rests on, e.g. "from 340 tasks finished in the last 60 s".
+    pub eta_note: Option<String>,
     /// Why there is no ETA (when `eta_seconds` is null).
     pub eta_reason: Option<String>,
 }
@@ -132,8 +156,12 @@ pub fn compute(
             stage: i32::try_from(i).unwrap_or(i32::MAX),
             capability: capability.clone(),
             tasks: TaskCounts::default(),
+            tasks_per_minute: 0.0,
+            rate_window_seconds: 0.0,
+            tasks_finished_recently: 0,
         })
         .collect();
+    let mut stage_start: Vec<(i32, DateTime<Utc>)> = Vec::new();
     let mut all = TaskCounts::default();
     let mut tasks_recent = 0;
     for group in tasks {
@@ -141,21 +169,29 @@ pub fn compute(
             continue;
         };
         all.add(status, group.count);
-        if status.is_terminal() {
-            tasks_recent += group.recent;
+        let recent = if status.is_terminal() { group.recent } else { 0 };
+        tasks_recent += recent;
+        match stage_start.iter_mut().find(|(s, _)| *s == group.stage) {
+            Some((_, at)) => *at = (*at).min(group.first_created_at),
+            None => stage_start.push((group.stage, group.first_created_at)),
         }
-        match stages.iter_mut().find(|s| s.stage == group.stage) {
-            Some(stage) => stage.tasks.add(status, group.count),
+        let stage = match stages.iter().position(|s| s.stage == group.stage) {
+            Some(i) => &mut stages[i],
             None => {
-                let mut counts = TaskCounts::default();
-                counts.add(status, group.count);
                 stages.push(StageProgress {
                     stage: group.stage,
                     capability: group.capability.clone(),
-                    tasks: counts,
+                    tasks: TaskCounts::default(),
+                    tasks_per_minute: 0.0,
+                    rate_window_seconds: 0.0,
+                    tasks_finished_recently: 0,
                 });
+                let last = stages.len() - 1;
+                &mut stages[last]
             }
-        }
+        };
+        stage.tasks.add(status, group.count);
+        stage.tasks_finished_recently += recent;
     }
     let mut item_counts = ItemCounts::default();
     let mut items_recent = 0;
@@ -181,6 +217,20 @@ pub fn compute(
             0.0
         }
     };
+    let end_of = |stage: i32| {
+        stage_start
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map_or(0.0, |(_, at)| seconds(end - *at).clamp(0.0, RATE_WINDOW_SECONDS as f64))
+    };
+    for stage in &mut stages {
+        stage.rate_window_seconds = end_of(stage.stage);
+        stage.tasks_per_minute = if stage.rate_window_seconds > 0.0 {
+            round1(stage.tasks_finished_recently as f64 * 60.0 / stage.rate_window_seconds)
+        } else {
+            0.0
+        };
+    }
     let rate = Rate {
         window_seconds: window,
         tasks_finished: tasks_recent,
@@ -195,11 +245,11 @@ pub fn compute(
     let remaining = all.unfinished();
     let percent_done = (first_stage_done && all.total > 0)
         .then(|| (all.finished() as f64 * 1000.0 / all.total as f64).round() / 10.0);
-    let eta = estimate(job, first_stage_done, remaining, &rate, stages.first());
-    let (eta_seconds, eta_reason) = match eta {
-        Ok(s) => (Some(s), None),
-        Err(reason) => (None, Some(reason)),
-    };
+    let (eta_seconds, eta_confidence, eta_note, eta_reason) =
+        match estimate(job, first_stage_done, &stages) {
+            Ok(eta) => (Some(eta.seconds), Some(eta.confidence.to_owned()), Some(eta.note), None),
+            Err(reason) => (None, None, None, Some(reason)),
+        };
     Progress {
         job_id: job.id,
         status: job.status,
@@ -215,17 +265,24 @@ pub fn compute(
         percent_done,
         eta_at: eta_seconds.map(|s| now + Duration::milliseconds((s * 1000.0) as i64)),
         eta_seconds,
+        eta_confidence,
+        eta_note,
         eta_reason,
     }
 }
 
-fn estimate(
-    job: &Job,
-    first_stage_done: bool,
-    remaining: i64,
-    rate: &Rate,
-    first: Option<&StageProgress>,
-) -> Result<f64, String> {
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// An ETA and what it rests on.
+struct Eta {
+    seconds: f64,
+    confidence: &'static str,
+    note: String,
+}
+
+fn estimate(job: &Job, first_stage_done: bool, stages: &[StageProgress]) -> Result<Eta, String> {
     match job.status {
         s if s.is_terminal() => return Err(format!("the job has finished ({s})")),
         JobStatus::Waiting => return Err("the job waits for the jobs it depends on".into()),
@@ -235,21 +292,48 @@ fn estimate(
         return Err("no agent has taken the job's first task yet".into());
     }
     if !first_stage_done {
-        let capability = first.map_or("", |s| s.capability.as_str());
+        let capability = stages.first().map_or("", |s| s.capability.as_str());
         return Err(format!(
             "stage 0 (`{capability}`) is still running; how many items it emits, and so how much work follows, is not known yet"
         ));
     }
-    if remaining == 0 {
-        return Ok(0.0);
+    let mut seconds = 0.0;
+    let mut finished = 0;
+    let mut window = f64::INFINITY;
+    for stage in stages.iter().filter(|s| s.tasks.unfinished() > 0) {
+        if stage.tasks_finished_recently == 0 || stage.tasks_per_minute <= 0.0 {
+            return Err(format!(
+                "no task of stage {} (`{}`) finished in the last {} s; its rate cannot be measured",
+                stage.stage, stage.capability, RATE_WINDOW_SECONDS
+            ));
+        }
+        seconds += stage.tasks.unfinished() as f64 * stage.rate_window_seconds
+            / stage.tasks_finished_recently as f64;
+        finished += stage.tasks_finished_recently;
+        window = window.min(stage.rate_window_seconds);
     }
-    if rate.tasks_finished == 0 || rate.tasks_per_minute <= 0.0 {
-        return Err(format!(
-            "no task finished in the last {} minutes; the rate cannot be measured",
-            RATE_WINDOW_SECONDS / 60
-        ));
+    if finished == 0 {
+        return Ok(Eta {
+            seconds: 0.0,
+            confidence: "high",
+            note: "every task of the job has finished".into(),
+        });
     }
-    Ok(((remaining as f64 / rate.tasks_per_minute) * 60.0 * 10.0).round() / 10.0)
+    let confidence = if finished < MEDIUM_CONFIDENCE_TASKS || window < MIN_CONFIDENT_WINDOW {
+        "low"
+    } else if finished < HIGH_CONFIDENCE_TASKS {
+        "medium"
+    } else {
+        "high"
+    };
+    Ok(Eta {
+        seconds: round1(seconds),
+        confidence,
+        note: format!(
+            "from {finished} tasks finished in the last {} s of the stages with work left",
+            window.round()
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -280,35 +364,60 @@ mod tests {
         }
     }
 
+    /// A group of a stage whose first task was created `age` seconds ago.
     fn group(stage: i32, status: &str, count: i64, recent: i64) -> TaskGroup {
+        aged(stage, status, count, recent, 120)
+    }
+
+    fn aged(stage: i32, status: &str, count: i64, recent: i64, age: i64) -> TaskGroup {
         TaskGroup {
             stage,
             capability: if stage == 0 { "a" } else { "b" }.into(),
             status: status.into(),
             count,
             recent,
-            first_created_at: Utc::now(),
+            first_created_at: Utc::now() - Duration::seconds(age),
             last_updated_at: Utc::now(),
         }
     }
 
     #[test]
-    fn eta_from_the_observed_rate() {
+    fn eta_from_the_stage_rate_of_a_known_job() {
+        // The second stage has run for 2 minutes (window: the last 60 s),
+        // finishing 10 tasks a second: 600 in the window. 300 are left: 30 s.
         let now = Utc::now();
-        let j = job(JobStatus::Running, Some(now - Duration::seconds(60)));
+        let j = job(JobStatus::Running, Some(now - Duration::seconds(180)));
         let tasks = [
-            group(0, "succeeded", 1, 1),
-            group(1, "succeeded", 10, 10),
-            group(1, "pending", 20, 0),
+            group(0, "succeeded", 1, 0),
+            group(1, "succeeded", 1200, 600),
+            group(1, "pending", 290, 0),
+            group(1, "running", 10, 0),
         ];
         let p = compute(&j, &tasks, &[], now);
-        assert_eq!(p.remaining_tasks, 20);
-        assert_eq!(p.rate.tasks_finished, 11);
-        // 11 tasks in 60 s: 20 more take 20 / 11 minutes.
-        let expected = (20.0 / 11.0 * 60.0 * 10.0_f64).round() / 10.0;
-        assert_eq!(p.eta_seconds, Some(expected));
-        assert_eq!(p.percent_done, Some(35.5));
-        assert_eq!(p.stages[1].tasks.pending, 20);
+        assert_eq!(p.remaining_tasks, 300);
+        assert_eq!(p.stages[1].tasks_per_minute, 600.0);
+        assert_eq!(p.stages[1].rate_window_seconds, 60.0);
+        assert_eq!(p.eta_seconds, Some(30.0));
+        assert_eq!(p.eta_confidence.as_deref(), Some("high"));
+        assert!(p.eta_note.unwrap().contains("600 tasks finished in the last 60 s"));
+        // The first stage's slow minute does not drag the estimate.
+        assert_eq!(p.stages[0].tasks_per_minute, 0.0);
+    }
+
+    #[test]
+    fn a_young_stage_is_measured_over_its_own_life_with_low_confidence() {
+        // Stage 1 was created 5 s ago and finished 15 tasks: 3 per second.
+        let now = Utc::now();
+        let j = job(JobStatus::Running, Some(now - Duration::seconds(100)));
+        let tasks = [
+            group(0, "succeeded", 1, 1),
+            aged(1, "succeeded", 15, 15, 5),
+            aged(1, "pending", 30, 0, 5),
+        ];
+        let p = compute(&j, &tasks, &[], now);
+        let eta = p.eta_seconds.unwrap();
+        assert!((eta - 10.0).abs() < 0.2, "{eta}");
+        assert_eq!(p.eta_confidence.as_deref(), Some("low"));
     }
 
     #[test]
@@ -327,7 +436,7 @@ mod tests {
             &[],
             now,
         );
-        assert!(p.eta_reason.unwrap().contains("no task finished"));
+        assert!(p.eta_reason.unwrap().contains("no task of stage 1 (`b`) finished"));
         let p = compute(&job(JobStatus::Queued, None), &[], &[], now);
         assert_eq!(
             p.eta_reason.as_deref(),

@@ -4,6 +4,7 @@
 //! sees SQL. The layers, top down:
 //!
 //! - [`Store`] (this file) and its companions [`events::EventStore`],
+//!   [`browse::BrowseStore`] (what the dashboard pages through),
 //!   [`webhooks::WebhookStore`], [`reports::ReportStore`]: what the hub asks.
 //! - `scripts/`: one transaction script per operation, generic over a
 //!   driver; [`SqlStore`] implements the traits with them.
@@ -22,6 +23,7 @@
 //! agent holding it, when given); their conflicts name the task, the attempt
 //! and the task's current attempt and status.
 
+pub mod browse;
 pub mod driver;
 pub mod events;
 pub mod group_commit;
@@ -240,6 +242,7 @@ pub async fn open(database_url: &str, pool_size: u32) -> Result<DynStore, StoreE
 #[async_trait]
 pub trait Store:
     events::EventStore
+    + browse::BrowseStore
     + webhooks::WebhookStore
     + reports::ReportStore
     + nodes::NodeStore
@@ -354,12 +357,14 @@ pub trait Store:
     /// Stores items and their `item.created` events in one transaction.
     async fn insert_items(&self, items: Vec<NewItem>) -> Result<Vec<Item>, StoreError>;
 
-    /// A job's items in creation order, optionally by status; at most `limit`
+    /// A job's items in creation order, optionally by status and by text
+    /// (`text` in the item's data, ignoring ASCII case); at most `limit`
     /// after the item id `after`.
     async fn list_items(
         &self,
         job_id: Uuid,
         status: Option<ItemStatus>,
+        text: Option<&str>,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Item>, StoreError>;

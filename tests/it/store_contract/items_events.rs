@@ -59,7 +59,7 @@ pub async fn items_count_filter_and_page(t: TestDb) {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = s.list_items(job.id, None, after, 7).await.expect("page");
+        let page = s.list_items(job.id, None, None, after, 7).await.expect("page");
         seen.extend(page.iter().cloned());
         match page.last() {
             Some(last) if page.len() == 7 => after = Some(last.id),
@@ -98,7 +98,7 @@ pub async fn items_count_filter_and_page(t: TestDb) {
     };
     assert_eq!(counts, expected);
     let integrated = s
-        .list_items(job.id, Some(ItemStatus::Integrated), None, 100)
+        .list_items(job.id, Some(ItemStatus::Integrated), None, None, 100)
         .await
         .expect("list");
     assert_eq!(
@@ -111,17 +111,17 @@ pub async fn items_count_filter_and_page(t: TestDb) {
             .all(|i| i.status == ItemStatus::Integrated)
     );
     let page = s
-        .list_items(job.id, Some(ItemStatus::Integrated), Some(ids[1]), 2)
+        .list_items(job.id, Some(ItemStatus::Integrated), None, Some(ids[1]), 2)
         .await
         .expect("list");
     assert_eq!(page.iter().map(|i| i.id).collect::<Vec<_>>(), ids[2..4]);
     let pending = s
-        .list_items(job.id, Some(ItemStatus::Pending), None, 100)
+        .list_items(job.id, Some(ItemStatus::Pending), None, None, 100)
         .await
         .expect("list");
     assert_eq!(pending.iter().map(|i| i.id).collect::<Vec<_>>(), ids[8..]);
     assert_eq!(
-        s.list_items(job.id, Some(ItemStatus::Failed), None, 100)
+        s.list_items(job.id, Some(ItemStatus::Failed), None, None, 100)
             .await
             .expect("list"),
         vec![]

@@ -30,6 +30,7 @@ use tokio::time::MissedTickBehavior;
 use super::Outbound;
 use super::protocol::{self, ClientMessage, Refusal, Topic, code};
 use super::snapshots::{self, Stats};
+use crate::domain::EventType;
 use crate::events::BusEvent;
 use crate::events::feed::REPLAY_PAGE;
 use crate::state::AppState;
@@ -157,14 +158,23 @@ impl Connection {
                 ))
                 .await
             }
-            Ok(ClientMessage::Subscribe { id, topic, after }) => {
-                self.subscribe(id, topic, after).await
-            }
+            Ok(ClientMessage::Subscribe {
+                id,
+                topic,
+                after,
+                types,
+            }) => self.subscribe(id, topic, after, types).await,
             Ok(ClientMessage::Unsubscribe { id }) => self.unsubscribe(&id).await,
         }
     }
 
-    async fn subscribe(&mut self, id: String, topic: Topic, after: Option<i64>) -> Result<(), End> {
+    async fn subscribe(
+        &mut self,
+        id: String,
+        topic: Topic,
+        after: Option<i64>,
+        types: Vec<EventType>,
+    ) -> Result<(), End> {
         if self.subs.iter().any(|s| s.id == id) {
             return self
                 .refuse(Refusal::new(
@@ -184,7 +194,10 @@ impl Connection {
                 .await;
         }
         let filter = match topic {
-            Topic::All => EventFilter::default(),
+            Topic::All => EventFilter {
+                types,
+                ..EventFilter::default()
+            },
             Topic::Job(job_id) => {
                 match self.state.store.get_job(job_id).await {
                     Ok(Some(_)) => {}
@@ -208,6 +221,7 @@ impl Connection {
                 }
                 EventFilter {
                     job_id: Some(job_id),
+                    types,
                     ..EventFilter::default()
                 }
             }

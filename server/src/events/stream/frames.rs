@@ -36,6 +36,9 @@ pub enum ClientFrame {
         /// Replay the stored events after this `seq` first.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<u64>,
+        /// Only these event types (event topics); absent: every type.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        types: Option<Vec<String>>,
     },
     /// Ends a subscription.
     Unsubscribe { id: String },
@@ -123,6 +126,7 @@ mod tests {
                 },
             )]),
             agents: AgentCounts::default(),
+            throughput: crate::hub::throughput::Throughput::default().last_second(Utc::now()),
             latest_seq: 9,
             at: "2026-11-22T15:00:01.000Z".into(),
         };

@@ -5,6 +5,8 @@
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::domain::EventType;
+
 use super::frames::ServerFrame;
 
 /// Longest subscription id accepted.
@@ -26,6 +28,8 @@ pub mod code {
     pub const ALREADY_AUTHENTICATED: &str = "already_authenticated";
     /// Authentication by first message failed (the connection closes).
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// `types` names something that is not an event type.
+    pub const UNKNOWN_EVENT_TYPE: &str = "unknown_event_type";
     /// The log could not be read for a replay; subscribe again.
     pub const REPLAY_FAILED: &str = "replay_failed";
 }
@@ -80,6 +84,8 @@ pub enum ClientMessage {
         id: String,
         topic: Topic,
         after: Option<i64>,
+        /// Only these event types (empty: every type).
+        types: Vec<EventType>,
     },
     Unsubscribe {
         id: String,
@@ -154,7 +160,16 @@ pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
                 None | Some(Value::Null) => None,
                 Some(raw) => Some(parse_after(raw)?),
             };
-            Ok(ClientMessage::Subscribe { id, topic, after })
+            let types = match object.get("types") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(raw) => parse_types(raw)?,
+            };
+            Ok(ClientMessage::Subscribe {
+                id,
+                topic,
+                after,
+                types,
+            })
         }
         "unsubscribe" => Ok(ClientMessage::Unsubscribe {
             id: text_field("id")?,
@@ -174,6 +189,36 @@ fn subscription_id(id: String) -> Result<String, Refusal> {
         ));
     }
     Ok(id)
+}
+
+/// `types`: an array of event type names, e.g. `["task.failed", "job.failed"]`.
+fn parse_types(raw: &Value) -> Result<Vec<EventType>, Refusal> {
+    let known = || {
+        EventType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(names) = raw.as_array() else {
+        return Err(Refusal::new(
+            code::INVALID_MESSAGE,
+            format!("`types` must be an array of event type names such as [\"task.failed\"], not {raw}"),
+        ));
+    };
+    let mut types = Vec::new();
+    for name in names {
+        let kind = name.as_str().and_then(EventType::parse).ok_or_else(|| {
+            Refusal::new(
+                code::UNKNOWN_EVENT_TYPE,
+                format!("unknown event type {name} in `types`; known types: {}", known()),
+            )
+        })?;
+        if !types.contains(&kind) {
+            types.push(kind);
+        }
+    }
+    Ok(types)
 }
 
 fn parse_after(raw: &Value) -> Result<i64, Refusal> {
@@ -236,7 +281,8 @@ mod tests {
             Ok(ClientMessage::Subscribe {
                 id: "a".into(),
                 topic: Topic::Job(job),
-                after: Some(7)
+                after: Some(7),
+                types: vec![]
             })
         );
         assert_eq!(
@@ -244,10 +290,28 @@ mod tests {
             Ok(ClientMessage::Subscribe {
                 id: "a".into(),
                 topic: Topic::All,
-                after: None
+                after: None,
+                types: vec![]
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"subscribe","id":"a","topic":"*","types":["task.failed","job.failed","task.failed"]}"#),
+            Ok(ClientMessage::Subscribe {
+                id: "a".into(),
+                topic: Topic::All,
+                after: None,
+                types: vec![EventType::TaskFailed, EventType::JobFailed]
             })
         );
         let refused = |text: &str| parse(text).err().map(|r| r.code);
+        assert_eq!(
+            refused(r#"{"type":"subscribe","id":"a","topic":"*","types":["task.exploded"]}"#),
+            Some(code::UNKNOWN_EVENT_TYPE)
+        );
+        assert_eq!(
+            refused(r#"{"type":"subscribe","id":"a","topic":"*","types":"task.failed"}"#),
+            Some(code::INVALID_MESSAGE)
+        );
         assert_eq!(refused("nope"), Some(code::INVALID_MESSAGE));
         assert_eq!(refused("[1]"), Some(code::INVALID_MESSAGE));
         assert_eq!(refused(r#"{"type":"hello"}"#), Some(code::UNKNOWN_TYPE));

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::{AgentHealth, AgentSessionState};
+use crate::hub::throughput::Bucket;
 use crate::hub::{HubHandle, LiveAgent, QueueStats};
 
 /// Agents by session state and health, as the `stats` topic shows them.
@@ -67,12 +68,15 @@ pub fn agent_counts(hub: &HubHandle) -> AgentCounts {
 pub struct Stats {
     pub queues: BTreeMap<String, QueueStats>,
     pub agents: AgentCounts,
+    /// Tasks finished and dispatched in the last completed second.
+    pub throughput: Bucket,
     pub latest_seq: i64,
     pub at: String,
 }
 
 impl Stats {
     pub fn now(hub: &HubHandle, latest_seq: i64) -> Stats {
+        let now = Utc::now();
         Stats {
             queues: hub
                 .queues
@@ -80,8 +84,9 @@ impl Stats {
                 .map(|q| (q.key().clone(), *q.value()))
                 .collect(),
             agents: agent_counts(hub),
+            throughput: hub.throughput.last_second(now),
             latest_seq,
-            at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
         }
     }
 
@@ -92,6 +97,7 @@ impl Stats {
             "id": id,
             "queues": self.queues,
             "agents": self.agents,
+            "throughput": self.throughput,
             "latest_seq": self.latest_seq,
             "at": self.at,
         })

@@ -47,6 +47,12 @@ pub struct ListJobsQuery {
     pub status: Option<String>,
     /// Only jobs carrying this label.
     pub label: Option<String>,
+    /// Only jobs whose prompt contains this text (ignoring ASCII case).
+    pub q: Option<String>,
+    /// Only jobs created at or after this RFC 3339 instant.
+    pub created_after: Option<String>,
+    /// Only jobs created before this RFC 3339 instant.
+    pub created_before: Option<String>,
     /// 1 to 500; default 50.
     pub limit: Option<String>,
     /// From a previous page's `next_cursor`.
@@ -60,12 +66,14 @@ pub struct ListJobsQuery {
 pub struct ListItemsQuery {
     /// pending, validating, integrated, rejected or failed.
     pub status: Option<String>,
+    /// Only items whose data contains this text (ignoring ASCII case).
+    pub q: Option<String>,
     /// 1 to 1000; default 100.
     pub limit: Option<String>,
     pub cursor: Option<String>,
 }
 
-fn parse_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+pub(crate) fn parse_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
     match raw {
         None => Ok(default),
         Some(s) => match s.parse::<u32>() {
@@ -79,6 +87,37 @@ fn parse_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiErro
 }
 
 /// Cursors are opaque to clients: a version tag and the last id, base64url.
+/// Longest text search accepted.
+const MAX_TEXT_LEN: usize = 200;
+
+/// `q`: a text search of 1 to 200 characters (blank means no search).
+fn parse_text(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    match raw.map(|q| q.trim().to_owned()) {
+        None => Ok(None),
+        Some(q) if q.is_empty() => Ok(None),
+        Some(q) if q.chars().count() > MAX_TEXT_LEN => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`q` is {} characters long; search with at most {MAX_TEXT_LEN}", q.chars().count()),
+        )),
+        Some(q) => Ok(Some(q)),
+    }
+}
+
+/// An RFC 3339 instant, e.g. `2026-12-05T09:30:00Z`.
+fn parse_instant(name: &str, raw: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    raw.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("`{name}` must be an RFC 3339 instant such as 2026-12-05T09:30:00Z, not `{s}` ({e})"),
+                )
+            })
+    })
+    .transpose()
+}
+
 fn encode_cursor(kind: &str, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{kind}1:{id}"))
 }
@@ -208,6 +247,9 @@ pub async fn list_jobs(
         status: parse_status::<JobStatus>(q.status.as_deref())?,
         label: q.label,
         context,
+        text: parse_text(q.q)?,
+        created_after: parse_instant("created_after", q.created_after.as_deref())?,
+        created_before: parse_instant("created_before", q.created_before.as_deref())?,
         before: q
             .cursor
             .as_deref()
@@ -265,7 +307,11 @@ pub async fn list_items(
         .map(|c| decode_cursor("i", c))
         .transpose()?;
     let job = load_job(&state, &id).await?;
-    let items = state.store.list_items(job.id, status, after, limit).await?;
+    let text = parse_text(q.q)?;
+    let items = state
+        .store
+        .list_items(job.id, status, text.as_deref(), after, limit)
+        .await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|i| encode_cursor("i", i.id)))
         .flatten();

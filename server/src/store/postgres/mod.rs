@@ -223,6 +223,19 @@ impl Driver for Pg {
         q.push(")");
     }
 
+    fn push_contains(q: &mut Query<Self>, expr: &'static str, json: bool, needle: &str) {
+        q.push(" AND POSITION(LOWER(")
+            .push_bind(needle.to_owned())
+            .push(") IN LOWER(")
+            .push(expr)
+            .push(if json { "::text))" } else { "))" })
+            .push(" > 0");
+    }
+
+    fn json_text(column: &str, key: &str) -> String {
+        format!("{column}->>'{key}'")
+    }
+
     /// See [`crate::store::driver::Driver::append_events`].
     async fn append_events(
         conn: &mut PgConnection,

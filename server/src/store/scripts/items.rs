@@ -127,6 +127,7 @@ pub(super) async fn list_items<D: Driver>(
     conn: &mut D::Conn,
     job_id: Uuid,
     status: Option<ItemStatus>,
+    text: Option<&str>,
     after: Option<Uuid>,
     limit: u32,
 ) -> Result<Vec<Item>, StoreError> {
@@ -137,6 +138,9 @@ pub(super) async fn list_items<D: Driver>(
     qb.push_bind(job_id);
     if let Some(status) = status {
         qb.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(text) = text {
+        D::push_contains(&mut qb, "data", true, text);
     }
     if let Some(after) = after {
         qb.push(" AND id > ").push_bind(after);

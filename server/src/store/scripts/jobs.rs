@@ -143,6 +143,15 @@ pub(super) async fn list_jobs<D: Driver>(
     for context in &filter.context {
         D::push_context_filter(&mut qb, context);
     }
+    if let Some(text) = &filter.text {
+        D::push_contains(&mut qb, "j.prompt", false, text);
+    }
+    if let Some(at) = filter.created_after {
+        qb.push(" AND j.created_at >= ").push_bind(Ts(at));
+    }
+    if let Some(at) = filter.created_before {
+        qb.push(" AND j.created_at < ").push_bind(Ts(at));
+    }
     if let Some(before) = filter.before {
         qb.push(" AND j.id < ").push_bind(before);
     }

@@ -11,6 +11,7 @@
 
 mod agents;
 mod batch;
+mod browse;
 mod complete;
 mod create;
 mod events;
@@ -194,10 +195,11 @@ impl<D: Driver> Store for SqlStore<D> {
         &self,
         job_id: Uuid,
         status: Option<ItemStatus>,
+        text: Option<&str>,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Item>, StoreError> {
-        items::list_items::<D>(&mut *self.reader().await?, job_id, status, after, limit).await
+        items::list_items::<D>(&mut *self.reader().await?, job_id, status, text, after, limit).await
     }
 
     async fn task_counts(&self) -> Result<HashMap<TaskStatus, i64>, StoreError> {

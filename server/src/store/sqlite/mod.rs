@@ -219,6 +219,19 @@ impl Driver for Lite {
         q.push(")");
     }
 
+    fn push_contains(q: &mut Query<Self>, expr: &'static str, _json: bool, needle: &str) {
+        // JSON is stored as its text already.
+        q.push(" AND INSTR(LOWER(")
+            .push(expr)
+            .push("), LOWER(")
+            .push_bind(needle.to_owned())
+            .push(")) > 0");
+    }
+
+    fn json_text(column: &str, key: &str) -> String {
+        format!("json_extract({column}, '$.{key}')")
+    }
+
     /// See [`crate::store::driver::Driver::append_events`]. With a single
     /// writer, commit order is seq order, so a reader following `seq` never
     /// skips an event.
