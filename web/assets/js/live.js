@@ -1,9 +1,11 @@
-// The live picture of the hub, kept up to date by the stream alone:
+// The live picture of the hub, kept up to date by the stream:
 // agents (the `agents` topic's snapshots), queue and fleet statistics (the
-// `stats` topic, every second), and what the event log says (`*`): recent
-// failures, tasks finished per second and dispatch latency (the time from a
-// task becoming ready, `task.created`/`task.requeued`/`task.retrying`, to
-// `task.assigned`), bucketed by the events' own timestamps.
+// `stats` topic, every second, which also carries the hub's tasks finished
+// and dispatch latency of the last second, after a first read of
+// `GET /v1/throughput?resolution=second`), and the events views react to:
+// job status changes, failures and agent state changes. Only those types are
+// subscribed to: a browser never follows the item and task events of every
+// job (a 20,000-item job makes 60,000 of them), which is what made it lag.
 //
 // Views register listeners with `on(kind, fn)` (kinds: event, agents, stats,
 // state) and get an unsubscribe function back.
@@ -12,13 +14,18 @@ import { api } from './api.js';
 import { hubNow, setClockOffset } from './dom.js';
 import { StreamClient } from './stream.js';
 
-/** How many past events to replay on page load, for charts and failures. */
-const HISTORY_EVENTS = 1000;
+/** How far back in the log to look for recent failures on page load. */
+const HISTORY_EVENTS = 5000;
 /** Seconds of history the charts keep. */
 export const WINDOW_SECONDS = 120;
 const FAILURE_TYPES = new Set(['job.failed', 'task.failed', 'task.retrying', 'item.failed']);
+const AGENT_TYPES = ['agent.connected', 'agent.draining', 'agent.disconnected', 'agent.offline'];
+/** The event types the dashboard as a whole follows. */
+export const GLOBAL_TYPES = [
+  'job.created', 'job.queued', 'job.started', 'job.completed', 'job.failed', 'job.cancelled',
+  'task.failed', 'task.retrying', 'item.failed', 'webhook.disabled', ...AGENT_TYPES,
+];
 const MAX_FAILURES = 25;
-const MAX_READY_TRACKED = 20000;
 
 export const stream = new StreamClient();
 
@@ -29,7 +36,6 @@ export const failures = [];
 /** Per-second buckets (epoch second → value) on the hub's clock. */
 export const finishedPerSecond = new Map();
 export const latencyPerSecond = new Map();
-const readyAt = new Map();
 
 const listeners = { event: new Set(), agents: new Set(), stats: new Set(), state: new Set() };
 
@@ -60,15 +66,17 @@ export async function start() {
     stream.subscribe('stats', {
       onMessage: onStats,
       onSubscribed: (msg) => {
-        // Once: the firehose, starting a little in the past for the charts.
+        // Once: the events views react to, from a little in the past for
+        // the recent failures.
         if (subs.some((s) => s.topic === '*')) return;
         const after = Number.isInteger(msg.latest_seq) ? Math.max(0, msg.latest_seq - HISTORY_EVENTS) : null;
-        const all = stream.subscribe('*', { after, onEvent });
+        const all = stream.subscribe('*', { after, types: GLOBAL_TYPES, onEvent });
         all.topic = '*';
         subs.push(all);
       },
     }),
   );
+  loadThroughput();
   try {
     const list = await api('/v1/agents');
     for (const a of (list && list.agents) || []) {
@@ -90,7 +98,29 @@ export function stop() {
   failures.length = 0;
   finishedPerSecond.clear();
   latencyPerSecond.clear();
-  readyAt.clear();
+}
+
+/** The last two minutes of throughput, once, so the charts start full. */
+async function loadThroughput() {
+  try {
+    const history = await api('/v1/throughput?resolution=second');
+    for (const b of (history && history.buckets) || []) addBucket(b);
+    pruneBuckets();
+    if (stats) emit('stats', stats);
+  } catch (e) {
+    console.warn('could not read the throughput history', e);
+  }
+}
+
+function addBucket(b) {
+  const sec = second(b.at);
+  if (Number.isNaN(sec)) return;
+  finishedPerSecond.set(sec, (b.tasks_succeeded || 0) + (b.tasks_failed || 0));
+  if (b.dispatched && b.dispatch_latency_ms_avg !== null && b.dispatch_latency_ms_avg !== undefined) {
+    latencyPerSecond.set(sec, { sum: b.dispatch_latency_ms_avg * b.dispatched, n: b.dispatched, max: b.dispatch_latency_ms_max || 0 });
+  } else {
+    latencyPerSecond.delete(sec);
+  }
 }
 
 function onState(e) {
@@ -115,6 +145,7 @@ function onAgents(msg) {
 function onStats(msg) {
   stats = msg;
   if (msg.at) setClockOffset(Date.parse(msg.at) - Date.now());
+  if (msg.throughput) addBucket(msg.throughput);
   pruneBuckets();
   emit('stats', msg);
 }
@@ -123,38 +154,9 @@ function second(iso) {
   return Math.floor(Date.parse(iso) / 1000);
 }
 
-function bump(map, sec, fn) {
-  map.set(sec, fn(map.get(sec)));
-}
-
 function onEvent(ev) {
   const p = ev.payload || {};
-  const at = Date.parse(ev.created_at);
   switch (ev.type) {
-    case 'task.created':
-    case 'task.requeued':
-      remember(p.task_id, at);
-      break;
-    case 'task.retrying':
-      remember(p.task_id, p.next_run_at ? Date.parse(p.next_run_at) : at);
-      break;
-    case 'task.assigned': {
-      const ready = readyAt.get(p.task_id);
-      if (ready !== undefined) {
-        readyAt.delete(p.task_id);
-        const ms = Math.max(0, at - ready);
-        bump(latencyPerSecond, second(ev.created_at), (b = { sum: 0, n: 0, max: 0 }) => ({
-          sum: b.sum + ms,
-          n: b.n + 1,
-          max: Math.max(b.max, ms),
-        }));
-      }
-      break;
-    }
-    case 'task.succeeded':
-    case 'task.failed':
-      bump(finishedPerSecond, second(ev.created_at), (n = 0) => n + 1);
-      break;
     case 'agent.offline':
     case 'agent.disconnected':
     case 'agent.draining':
@@ -173,12 +175,6 @@ function onEvent(ev) {
     if (failures.length > MAX_FAILURES) failures.length = MAX_FAILURES;
   }
   emit('event', ev);
-}
-
-function remember(taskId, at) {
-  if (!taskId || Number.isNaN(at)) return;
-  readyAt.set(taskId, at);
-  if (readyAt.size > MAX_READY_TRACKED) readyAt.delete(readyAt.keys().next().value);
 }
 
 function pruneBuckets() {

@@ -6,8 +6,14 @@
 //   goes into a URL.
 // - Subscriptions are remembered. After any disconnect (hub restart, network
 //   loss, `lagged`), the client reconnects with exponential backoff and
-//   jitter and resubscribes each event topic with `after` = the last
-//   sequence number it saw, so the server replays exactly what was missed.
+//   jitter and resubscribes. A `replay` subscription resubscribes with
+//   `after` = the last sequence number it saw, so the server replays exactly
+//   what was missed. A `live` subscription (views whose state is read over
+//   REST, e.g. a job page) resubscribes from the hub's current position and
+//   is told to re-read (`onResync`): replaying the 40,000 events a lag
+//   skipped would only lag again.
+// - `types` narrows an event subscription to those event types, so a page
+//   that shows failures is not sent every item event of every job.
 // - Events at or below a subscription's last seen sequence are dropped, so a
 //   replay never shows anything twice.
 //
@@ -28,6 +34,8 @@ export class StreamClient extends EventTarget {
   #running = false;
   state = 'idle';
   retryAt = null;
+  /** How many times the hub closed this client's stream as lagged. */
+  lagged = 0;
 
   /** Connects and keeps reconnecting until `stop()`. */
   start() {
@@ -60,11 +68,15 @@ export class StreamClient extends EventTarget {
   /**
    * Subscribes to `topic` (`*`, `job:<uuid>`, `agents`, `stats`).
    * `after`: replay stored events with a greater seq first (event topics).
-   * Handlers: `onEvent(event)`, `onMessage(msg)` for agents/stats pushes,
-   * `onSubscribed(msg)`. Returns `{close()}`.
+   * `types`: only these event types. `resume`: `replay` (default) or `live`
+   * (see the module docs). Handlers: `onEvent(event)`, `onMessage(msg)` for
+   * agents/stats pushes, `onSubscribed(msg)`, `onResync()` (a `live`
+   * subscription is back after a disconnect). Returns `{close()}`.
    */
-  subscribe(topic, { after = null, onEvent, onMessage, onSubscribed } = {}) {
-    const sub = { id: `s${this.#nextId++}`, topic, lastSeq: after, onEvent, onMessage, onSubscribed };
+  subscribe(topic, { after = null, types = null, resume = 'replay', onEvent, onMessage, onSubscribed, onResync } = {}) {
+    const sub = {
+      id: `s${this.#nextId++}`, topic, lastSeq: after, types, resume, onEvent, onMessage, onSubscribed, onResync, sent: false,
+    };
     this.#subs.set(sub.id, sub);
     this.#sendSubscribe(sub);
     return {
@@ -92,8 +104,15 @@ export class StreamClient extends EventTarget {
 
   #sendSubscribe(sub) {
     const msg = { type: 'subscribe', id: sub.id, topic: sub.topic };
+    // A live subscription subscribed before starts again from now.
+    const again = sub.sent && sub.resume === 'live';
+    if (again) sub.lastSeq = null;
     if (Number.isInteger(sub.lastSeq) && sub.lastSeq >= 0) msg.after = sub.lastSeq;
-    this.#send(msg);
+    if (Array.isArray(sub.types) && sub.types.length) msg.types = sub.types;
+    if (this.#send(msg)) {
+      sub.resync = again;
+      sub.sent = true;
+    }
   }
 
   async #connect() {
@@ -160,6 +179,10 @@ export class StreamClient extends EventTarget {
         // A live-only subscription resumes from here after a reconnect.
         if (!Number.isInteger(sub.lastSeq) && Number.isInteger(msg.latest_seq)) sub.lastSeq = msg.latest_seq;
         if (sub.onSubscribed) sub.onSubscribed(msg);
+        if (sub.resync) {
+          sub.resync = false;
+          if (sub.onResync) sub.onResync(msg);
+        }
         return;
       case 'event': {
         if (!sub || !msg.event) return;
@@ -170,8 +193,11 @@ export class StreamClient extends EventTarget {
         return;
       }
       case 'lagged':
-        // The server closes next; resume at once from where each sub stopped.
+        // The server closes next; resume at once (replay subscriptions from
+        // where they stopped, live ones from now, with a re-read).
         this.#attempt = 0;
+        this.lagged += 1;
+        this.dispatchEvent(new CustomEvent('lagged', { detail: msg }));
         return;
       case 'error':
         console.warn('stream error', msg.code, msg.message);

@@ -1,21 +1,57 @@
-// Job detail: summary, actions, stage-by-stage progress (with an ETA when
-// the hub offers `GET /v1/jobs/{id}/progress`), the items table and the live
-// events timeline.
+// Job detail: summary, actions, stage-by-stage progress with the ETA, the
+// items table and the events timeline.
 //
-// The page subscribes to `job:<id>` from sequence 0, so the stream replays
-// the job's whole history (the timeline and the per-stage task counts are
-// built from it) and then continues live. Each change re-reads the job once
-// (debounced), so the header always shows the stored truth.
+// Everything the page counts comes from the store: the job
+// (`GET /v1/jobs/{id}`) and its progress (`GET /v1/jobs/{id}/progress`,
+// aggregated in the database), items a page at a time, events newest first
+// a page at a time. The stream (`job:<id>`, live only) just says that
+// something changed: the page then re-reads, at most twice a second while
+// events flow, and at once when the job ends. When the stream was lost (the
+// hub closed it as lagged, or restarted), the page re-reads everything and
+// follows live again from the hub's position, without a reload. So the page
+// never shows more than the store holds, and it converges on the store
+// within a second of the stream catching up, whatever the job's size.
 
 import { api, isMissing } from '../api.js';
 import { can } from '../auth.js';
-import { debounce, h, replace, since, toast } from '../dom.js';
+import { debounce, h, replace, toast } from '../dom.js';
 import { badge, fmtBytes, fmtDuration, fmtTime, shortId, TERMINAL_JOB } from '../format.js';
 import * as live from '../live.js';
 import { confirmDialog } from './dialog.js';
 import { itemsSection } from './job_items.js';
-import { stagesView, StageTracker } from './job_stages.js';
+import { stagesView } from './job_stages.js';
 import { timeline } from './job_timeline.js';
+
+/** How often the page re-reads the job while its events flow. */
+const REREAD_MS = 500;
+const JOB_ENDS = new Set(['job.completed', 'job.failed', 'job.cancelled']);
+
+/**
+ * `fn` run one at a time: a call while one runs makes it run once more
+ * after, so the last read always starts after the last change.
+ */
+function serial(fn) {
+  let running = null;
+  let again = false;
+  const run = async () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        await fn();
+      } while (again);
+    })();
+    try {
+      await running;
+    } finally {
+      running = null;
+    }
+  };
+  return run;
+}
 
 async function downloadDocument(job) {
   try {
@@ -103,18 +139,16 @@ function actions(job, refresh) {
 export function renderJob(main, { id }) {
   let closed = false;
   let job = null;
+  let progress = null;
   const title = h('h1', null, 'Job ', h('span', { class: 'mono' }, shortId(id)));
   const statusBox = h('span', { id: 'job-status', 'aria-live': 'polite' });
   const actionsBox = h('div', { class: 'head-actions' });
   const head = h('div', { class: 'page-head' }, title, statusBox, h('a', { href: `#/jobs/${id}/report`, class: 'button secondary', id: 'report-link' }, 'Report'), actionsBox);
   const summaryBox = h('div');
-  const stagesBox = h('div');
+  const stagesBox = h('div', { id: 'progress', 'aria-busy': 'true' });
   const error = h('p', { class: 'form-error', role: 'alert' });
-  const tracker = new StageTracker();
-  const events = timeline();
+  const events = timeline(id);
   const items = itemsSection(id);
-  let progress = null;
-  let progressMissing = false;
 
   main.append(
     h('p', { class: 'crumbs' }, h('a', { href: '#/jobs' }, '← Jobs')),
@@ -127,63 +161,63 @@ export function renderJob(main, { id }) {
     h('section', { class: 'card', 'aria-labelledby': 'events-title' }, h('h2', { id: 'events-title' }, 'Events'), events.element),
   );
 
-  const drawStages = () => {
-    if (job) replace(stagesBox, stagesView(job, tracker, progressMissing ? null : progress));
-  };
-
-  async function loadProgress() {
-    if (progressMissing || closed) return;
+  /** Reads the job and its progress; the page's numbers come from here. */
+  const reread = serial(async () => {
+    let fresh;
+    let counts;
     try {
-      progress = await api(`/v1/jobs/${id}/progress`);
+      [fresh, counts] = await Promise.all([api(`/v1/jobs/${id}`), api(`/v1/jobs/${id}/progress`)]);
     } catch (e) {
-      progress = null;
-      if (e.status === 404 || isMissing(e)) progressMissing = true;
-    }
-    if (!closed) drawStages();
-  }
-  const refreshProgress = debounce(loadProgress, 2000);
-
-  async function load() {
-    try {
-      job = await api(`/v1/jobs/${id}`);
-    } catch (e) {
+      if (closed) return;
       error.textContent = e.status === 404 ? `There is no job ${id}.` : `Could not load the job: ${e.message}`;
       return;
     }
     if (closed) return;
     error.textContent = '';
-    replace(statusBox, badge(job.status, 'job-status'));
-    replace(actionsBox, actions(job, () => refresh()));
-    replace(summaryBox, summary(job));
-    drawStages();
-  }
-  const refresh = debounce(load, 400);
-
-  load().then(loadProgress);
-  items.load();
-  const drawStagesSoon = debounce(drawStages, 100);
-  const sub = live.stream.subscribe(`job:${id}`, {
-    after: 0,
-    onEvent: (ev) => {
-      tracker.add(ev);
-      events.add(ev);
-      items.onEvent(ev);
-      if (ev.type.startsWith('task.')) drawStagesSoon();
-      if (ev.type.startsWith('job.') || ev.type.startsWith('item.')) refresh();
-      if (!TERMINAL_JOB.has(job && job.status)) refreshProgress();
-    },
+    const statusChanged = !job || job.status !== fresh.status;
+    job = fresh;
+    progress = counts;
+    if (statusChanged) {
+      replace(statusBox, badge(job.status, 'job-status'));
+      replace(summaryBox, summary(job));
+    }
+    replace(actionsBox, actions(job, () => rereadAll()));
+    replace(stagesBox, stagesView(job, progress));
+    stagesBox.setAttribute('aria-busy', 'false');
+    items.setCounts(progress.items);
   });
-  // Back from a lost connection: read the job again (the stream replays the events).
-  const offState = live.on('state', (s) => {
-    if (s.state === 'open') refresh();
+  const rereadSoon = debounce(reread, REREAD_MS);
+  const refreshItems = debounce(() => items.refresh(), 2 * REREAD_MS);
+
+  async function rereadAll() {
+    await Promise.all([reread(), items.refresh(), events.load()]);
+  }
+
+  const sub = live.stream.subscribe(`job:${id}`, {
+    resume: 'live',
+    onEvent: (ev) => {
+      events.add(ev);
+      if (JOB_ENDS.has(ev.type)) {
+        rereadSoon.cancel();
+        reread().then(() => items.refresh());
+        return;
+      }
+      rereadSoon();
+      if (ev.type.startsWith('item.')) refreshItems();
+    },
+    // Back after a lost stream: what was missed is in the store.
+    onResync: () => rereadAll(),
+  });
+  const started = performance.now();
+  Promise.all([reread(), items.load(), events.load()]).then(() => {
+    if (!closed) head.dataset.loadedMs = String(Math.round(performance.now() - started));
   });
   return () => {
     closed = true;
     sub.close();
-    offState();
-    refresh.cancel();
-    refreshProgress.cancel();
-    drawStagesSoon.cancel();
+    rereadSoon.cancel();
+    refreshItems.cancel();
     items.close();
+    events.close();
   };
 }

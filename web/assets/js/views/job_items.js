@@ -1,59 +1,53 @@
-// The items of one job (requirements, in the reference pipeline) with
-// filters by status, tag and priority and a text search, all in the page.
-// Items are read with `GET /v1/jobs/{id}/items`; live events change their
-// status in place. An event about an item the page has not read yet (it was
-// created, or changed while a read was under way) and the job's end make the
-// page read the list again (debounced), so the table converges on the
-// stored state however fast the hub works.
+// The items of one job (requirements, in the reference pipeline), a page
+// at a time, filtered on the server by status and text
+// (`GET /v1/jobs/{id}/items?status=&q=&cursor=&limit=`). The page never
+// holds more than one page of items, however big the job: a 20,000-item
+// job is 100 rows and a count.
+//
+// Totals come from the job's stored counts (`counts`, set by the job page
+// from `GET /v1/jobs/{id}/progress`), so the line above the table says the
+// same as the REST API. Live changes re-read the page shown (`refresh`,
+// which the job page throttles), so the table converges on the stored state.
 
 import { api } from '../api.js';
 import { debounce, h, replace, stackable } from '../dom.js';
-import { badge, ITEM_STATUSES } from '../format.js';
+import { badge, fmtNumber, ITEM_STATUSES } from '../format.js';
 
-const PAGE = 1000;
-const JOB_ENDS = new Set(['job.completed', 'job.failed', 'job.cancelled']);
-const MAX_LOADED = 20000;
-const MAX_SHOWN = 500;
-const PRIORITIES = ['high', 'medium', 'low'];
+export const PAGE_SIZE = 100;
 
 function text(item) {
   const d = item.data || {};
   return d.text || d.name || d.title || JSON.stringify(d);
 }
 
-function select(id, label, values) {
-  const el = h('select', { id }, h('option', { value: '' }, 'any'), values.map((v) => h('option', { value: v }, v)));
-  return { el, wrap: h('label', { class: 'inline' }, `${label} `, el) };
-}
-
 export function itemsSection(jobId) {
-  const items = new Map();
   let closed = false;
-  let truncated = false;
-  const status = select('item-status', 'Status', ITEM_STATUSES);
-  const priority = select('item-priority', 'Priority', PRIORITIES);
-  const tag = select('item-tag', 'Tag', []);
+  let counts = null;
+  // Cursors of the pages before the one shown; `current` is its own cursor.
+  const previous = [];
+  let current = null;
+  let next = null;
+  let shown = [];
+  let loading = null;
+
+  const status = h('select', { id: 'item-status' }, h('option', { value: '' }, 'any'), ITEM_STATUSES.map((v) => h('option', { value: v }, v)));
   const search = h('input', { type: 'search', id: 'item-search', placeholder: 'Search text', 'aria-label': 'Search items' });
   const count = h('p', { class: 'muted', id: 'items-count', 'aria-live': 'polite' });
-  const filters = h('div', { class: 'filters', role: 'search', hidden: true }, status.wrap, priority.wrap, tag.wrap, search);
+  const prevButton = h('button', { type: 'button', class: 'secondary', id: 'items-prev', disabled: true }, '← Previous');
+  const nextButton = h('button', { type: 'button', class: 'secondary', id: 'items-next', disabled: true }, 'Next →');
+  const pager = h('div', { class: 'pager', role: 'group', 'aria-label': 'Item pages' }, prevButton, nextButton);
+  const filters = h('div', { class: 'filters', role: 'search' }, h('label', { class: 'inline' }, 'Status ', status), search);
   const tbody = h('tbody');
   const table = h(
     'table',
     { id: 'items' },
-    h(
-      'thead',
-      null,
-      h(
-        'tr',
-        null,
-        h('th', { scope: 'col' }, 'Item'),
-        h('th', { scope: 'col' }, 'Status'),
-        h('th', { scope: 'col' }, 'Priority'),
-        h('th', { scope: 'col', class: 'opt' }, 'Tags'),
-        h('th', { scope: 'col', class: 'opt' }, 'Citations'),
-        h('th', { scope: 'col' }, 'Reason'),
-      ),
-    ),
+    h('thead', null, h('tr', null,
+      h('th', { scope: 'col' }, 'Item'),
+      h('th', { scope: 'col' }, 'Status'),
+      h('th', { scope: 'col' }, 'Priority'),
+      h('th', { scope: 'col', class: 'opt' }, 'Tags'),
+      h('th', { scope: 'col', class: 'opt' }, 'Citations'),
+      h('th', { scope: 'col' }, 'Reason'))),
     tbody,
   );
   const element = h(
@@ -63,28 +57,8 @@ export function itemsSection(jobId) {
     filters,
     count,
     h('div', { class: 'table-wrap' }, table),
+    pager,
   );
-
-  function matches(item) {
-    const d = item.data || {};
-    if (status.el.value && item.status !== status.el.value) return false;
-    if (priority.el.value && d.priority !== priority.el.value) return false;
-    if (tag.el.value && !(Array.isArray(d.tags) && d.tags.includes(tag.el.value))) return false;
-    const q = search.value.trim().toLowerCase();
-    if (q && !`${text(item)} ${d.name || ''} ${item.rejection_reason || ''}`.toLowerCase().includes(q)) return false;
-    return true;
-  }
-
-  function updateTags() {
-    const tags = new Set();
-    for (const it of items.values()) for (const t of (it.data && it.data.tags) || []) tags.add(t);
-    const current = tag.el.value;
-    const known = [...tag.el.options].slice(1).map((o) => o.value);
-    const sorted = [...tags].sort();
-    if (known.join() === sorted.join()) return;
-    replace(tag.el, h('option', { value: '' }, 'any'), sorted.map((t) => h('option', { value: t }, t)));
-    tag.el.value = sorted.includes(current) ? current : '';
-  }
 
   function row(item) {
     const d = item.data || {};
@@ -100,76 +74,100 @@ export function itemsSection(jobId) {
     );
   }
 
-  function draw() {
-    updateTags();
-    const all = [...items.values()];
-    const shown = all.filter(matches);
-    replace(tbody, shown.slice(0, MAX_SHOWN).map(row));
-    table.hidden = shown.length === 0;
-    filters.hidden = all.length === 0;
-    stackable(table);
-    if (!all.length) {
+  /** Items of the job matching the status filter, from the stored counts. */
+  function matching() {
+    if (!counts) return null;
+    return status.value ? counts[status.value] ?? 0 : counts.total ?? 0;
+  }
+
+  function drawCount() {
+    const total = counts ? counts.total ?? 0 : null;
+    if (total === 0 && !shown.length) {
       count.textContent = 'No items yet.';
       return;
     }
-    const bits = [`${shown.length} of ${all.length} items`];
-    if (shown.length > MAX_SHOWN) bits.push(`the first ${MAX_SHOWN} are listed`);
-    if (truncated) bits.push(`only the first ${MAX_LOADED} items are loaded`);
-    count.textContent = `${bits.join('; ')}.`;
+    const start = previous.length * PAGE_SIZE;
+    const q = search.value.trim();
+    let bits;
+    if (!q && matching() !== null) {
+      bits = `${fmtNumber(matching())} of ${fmtNumber(total)} items`;
+    } else if (!previous.length && !next) {
+      bits = `${fmtNumber(shown.length)} of ${total === null ? '?' : fmtNumber(total)} items`;
+    } else {
+      bits = `${next ? 'more than ' : ''}${fmtNumber(start + shown.length)} of ${total === null ? '?' : fmtNumber(total)} items match`;
+    }
+    const range = shown.length && (previous.length || next) ? `; showing ${fmtNumber(start + 1)}–${fmtNumber(start + shown.length)}` : '';
+    count.textContent = `${bits}${range}.`;
   }
-  const redraw = debounce(draw, 150);
-  for (const el of [status.el, priority.el, tag.el]) el.addEventListener('change', draw);
-  search.addEventListener('input', redraw);
 
-  async function load() {
-    let cursor = null;
-    let loaded = 0;
+  function draw() {
+    replace(tbody, shown.map(row));
+    table.hidden = shown.length === 0;
+    stackable(table);
+    prevButton.disabled = previous.length === 0;
+    nextButton.disabled = !next;
+    pager.hidden = previous.length === 0 && !next;
+    drawCount();
+  }
+
+  /** Reads the page starting at `cursor` (null: the first). */
+  async function read(cursor) {
+    const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (cursor) q.set('cursor', cursor);
+    if (status.value) q.set('status', status.value);
+    const text = search.value.trim();
+    if (text) q.set('q', text);
+    return api(`/v1/jobs/${jobId}/items?${q}`);
+  }
+
+  async function show(cursor) {
+    const mine = Symbol('read');
+    loading = mine;
+    let page;
     try {
-      do {
-        const q = new URLSearchParams({ limit: String(PAGE) });
-        if (cursor) q.set('cursor', cursor);
-        const page = await api(`/v1/jobs/${jobId}/items?${q}`);
-        if (closed) return;
-        for (const it of page.items) items.set(it.id, it);
-        loaded += page.items.length;
-        cursor = page.next_cursor;
-      } while (cursor && loaded < MAX_LOADED);
-      truncated = !!cursor;
+      page = await read(cursor);
     } catch (e) {
-      count.textContent = `Could not load the items: ${e.message}`;
+      if (!closed && loading === mine) count.textContent = `Could not load the items: ${e.message}`;
       return;
     }
+    if (closed || loading !== mine) return;
+    current = cursor;
+    shown = page.items;
+    next = page.next_cursor;
     draw();
   }
-  const reload = debounce(load, 1000);
 
-  function onEvent(ev) {
-    if (JOB_ENDS.has(ev.type)) {
-      reload();
-      return;
-    }
-    if (!ev.type.startsWith('item.')) return;
-    const p = ev.payload || {};
-    const item = items.get(p.item_id);
-    if (!item) {
-      reload();
-      return;
-    }
-    if (ev.type === 'item.created') return;
-    item.status = ev.type.slice('item.'.length);
-    if (p.reason && item.status === 'rejected') item.rejection_reason = p.reason;
-    if (p.reason && item.status === 'failed') item.last_error = p.reason;
-    redraw();
-  }
+  const restart = () => {
+    previous.length = 0;
+    return show(null);
+  };
+  const restartSoon = debounce(restart, 250);
+  status.addEventListener('change', restart);
+  search.addEventListener('input', restartSoon);
+  nextButton.addEventListener('click', () => {
+    if (!next) return;
+    previous.push(current);
+    show(next);
+  });
+  prevButton.addEventListener('click', () => {
+    if (!previous.length) return;
+    show(previous.pop());
+  });
 
   return {
     element,
-    load,
-    onEvent,
+    /** Reads the first page. */
+    load: restart,
+    /** Reads the page shown again (live changes). */
+    refresh: () => show(current),
+    /** The job's item counts by status, from the store. */
+    setCounts(c) {
+      counts = c;
+      drawCount();
+    },
     close() {
       closed = true;
-      reload.cancel();
-      redraw.cancel();
+      restartSoon.cancel();
     },
   };
 }
