@@ -148,14 +148,46 @@ mod tests {
         let b = Uuid::from_u128(2);
         let events = vec![
             ev(1, EventType::TaskCreated, json!({"attempt": 0})),
-            ev(2, EventType::TaskAssigned, json!({"attempt": 1, "agent_id": a})),
-            ev(3, EventType::TaskRequeued, json!({"attempt": 1, "agent_id": a, "reason": "declined"})),
-            ev(4, EventType::TaskAssigned, json!({"attempt": 2, "agent_id": b})),
-            ev(6, EventType::TaskRetrying, json!({"attempt": 2, "agent_id": b, "error": "boom"})),
-            ev(5, EventType::TaskStarted, json!({"attempt": 2, "agent_id": b})),
-            ev(7, EventType::TaskAssigned, json!({"attempt": 3, "agent_id": a})),
-            ev(8, EventType::TaskStarted, json!({"attempt": 3, "agent_id": a})),
-            ev(9, EventType::TaskSucceeded, json!({"attempt": 3, "agent_id": a, "verdict": "accepted"})),
+            ev(
+                2,
+                EventType::TaskAssigned,
+                json!({"attempt": 1, "agent_id": a}),
+            ),
+            ev(
+                3,
+                EventType::TaskRequeued,
+                json!({"attempt": 1, "agent_id": a, "reason": "declined"}),
+            ),
+            ev(
+                4,
+                EventType::TaskAssigned,
+                json!({"attempt": 2, "agent_id": b}),
+            ),
+            ev(
+                6,
+                EventType::TaskRetrying,
+                json!({"attempt": 2, "agent_id": b, "error": "boom"}),
+            ),
+            ev(
+                5,
+                EventType::TaskStarted,
+                json!({"attempt": 2, "agent_id": b}),
+            ),
+            ev(
+                7,
+                EventType::TaskAssigned,
+                json!({"attempt": 3, "agent_id": a}),
+            ),
+            ev(
+                8,
+                EventType::TaskStarted,
+                json!({"attempt": 3, "agent_id": a}),
+            ),
+            ev(
+                9,
+                EventType::TaskSucceeded,
+                json!({"attempt": 3, "agent_id": a, "verdict": "accepted"}),
+            ),
         ];
         let usage = json!({"tokens_in": 10});
         let got = attempts_of(&events, Some(usage.clone()));
@@ -174,7 +206,10 @@ mod tests {
         assert_eq!(got[1].error.as_deref(), Some("boom"));
         assert_eq!(got[2].verdict.as_deref(), Some("accepted"));
         assert_eq!(got[2].usage, Some(usage));
-        assert_eq!(got[1].usage, None, "usage belongs to the attempt that succeeded");
+        assert_eq!(
+            got[1].usage, None,
+            "usage belongs to the attempt that succeeded"
+        );
     }
 
     #[test]

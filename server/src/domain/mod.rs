@@ -14,8 +14,8 @@ pub mod status;
 pub mod storable;
 pub mod task;
 
-pub use attempt::{Attempt, AttemptOutcome, attempts_of};
 pub use agent::{AgentRecord, AgentRegistration, AgentSnapshot, CapabilityRecord};
+pub use attempt::{Attempt, AttemptOutcome, attempts_of};
 pub use context_filter::ContextFilter;
 pub use event::{Event, EventType, NewEvent};
 pub use item::{Item, ItemCounts, NewItem};

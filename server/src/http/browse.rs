@@ -108,10 +108,7 @@ pub async fn job_history(
     if state.store.get_job(job_id).await?.is_none() {
         return Err(ApiError::NotFound(format!("job {job_id} not found")));
     }
-    let events = state
-        .store
-        .job_events_before(job_id, before, limit)
-        .await?;
+    let events = state.store.job_events_before(job_id, before, limit).await?;
     let next_before = (events.len() == limit as usize)
         .then(|| events.last().map(|e| e.seq))
         .flatten();
@@ -165,7 +162,7 @@ pub struct ThroughputQuery {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ThroughputHistory {
     pub resolution_seconds: u32,
-    /// Completed buckets, oldest first; buckets with no activity are left out.
+    /// Oldest first, the newest possibly still filling; buckets with no activity are left out.
     pub buckets: Vec<Bucket>,
 }
 

@@ -34,7 +34,8 @@ struct Counts {
 impl Counts {
     fn bucket(&self, start: i64) -> Bucket {
         let at = Utc.timestamp_opt(start, 0).single().unwrap_or_default();
-        let avg = (self.dispatched > 0).then(|| round(self.latency_sum_ms / self.dispatched as f64));
+        let avg =
+            (self.dispatched > 0).then(|| round(self.latency_sum_ms / self.dispatched as f64));
         Bucket {
             at,
             tasks_succeeded: self.succeeded,
@@ -51,7 +52,9 @@ fn round(ms: f64) -> f64 {
 }
 
 /// One bucket as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema,
+)]
 pub struct Bucket {
     /// The bucket's start (UTC).
     pub at: DateTime<Utc>,
@@ -96,12 +99,13 @@ impl Ring {
         &mut self.buckets[last].1
     }
 
-    /// Buckets that ended by `now_second` and started within the kept span.
-    fn completed(&self, now_second: i64) -> Vec<Bucket> {
+    /// Buckets that started within the kept span before `now_second`
+    /// (the newest may still be filling).
+    fn since(&self, now_second: i64) -> Vec<Bucket> {
         let oldest = now_second - self.width * self.keep as i64;
         self.buckets
             .iter()
-            .filter(|(start, _)| *start >= oldest && start + self.width <= now_second)
+            .filter(|(start, _)| *start > oldest)
             .map(|(start, c)| c.bucket(*start))
             .collect()
     }
@@ -166,12 +170,13 @@ impl Throughput {
         });
     }
 
-    /// Completed buckets, oldest first; buckets with no activity are absent.
+    /// Buckets oldest first, the newest possibly still filling; buckets
+    /// with no activity are absent.
     pub fn history(&self, resolution: Resolution, now: DateTime<Utc>) -> Vec<Bucket> {
         let rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
         match resolution {
-            Resolution::Second => rings.seconds.completed(now.timestamp()),
-            Resolution::Minute => rings.minutes.completed(now.timestamp()),
+            Resolution::Second => rings.seconds.since(now.timestamp()),
+            Resolution::Minute => rings.minutes.since(now.timestamp()),
         }
     }
 
@@ -214,10 +219,14 @@ mod tests {
         assert_eq!(seconds[0].dispatch_latency_ms_max, Some(4.0));
         assert_eq!(seconds[1].tasks_failed, 1);
         assert_eq!(seconds[1].dispatch_latency_ms_avg, None);
-        // The current second is not complete yet.
-        assert_eq!(tp.history(Resolution::Second, t(61)).len(), 2);
+        // The current second is there while it fills.
+        assert_eq!(tp.history(Resolution::Second, t(61)).len(), 3);
+        assert_eq!(tp.history(Resolution::Second, t(61 + 119)).len(), 1);
         let minutes = tp.history(Resolution::Minute, t(200));
-        let sums: Vec<_> = minutes.iter().map(|b| (b.tasks_succeeded, b.tasks_failed)).collect();
+        let sums: Vec<_> = minutes
+            .iter()
+            .map(|b| (b.tasks_succeeded, b.tasks_failed))
+            .collect();
         // 1_800_000_000 is 20 s into its minute.
         assert_eq!(sums, [(1, 1), (1, 0)]);
         assert_eq!(tp.last_second(t(2)).tasks_failed, 1);
@@ -232,7 +241,14 @@ mod tests {
         }
         let now = t(SECONDS_KEPT as i64 + 30);
         let seconds = tp.history(Resolution::Second, now);
-        assert_eq!(seconds.len(), SECONDS_KEPT);
-        assert_eq!(seconds[0].at, now - Duration::seconds(SECONDS_KEPT as i64));
+        assert_eq!(
+            seconds.len(),
+            SECONDS_KEPT - 1,
+            "the seconds before now, within the span"
+        );
+        assert_eq!(
+            seconds[0].at,
+            now - Duration::seconds(SECONDS_KEPT as i64 - 1)
+        );
     }
 }

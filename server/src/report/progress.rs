@@ -169,7 +169,11 @@ pub fn compute(
             continue;
         };
         all.add(status, group.count);
-        let recent = if status.is_terminal() { group.recent } else { 0 };
+        let recent = if status.is_terminal() {
+            group.recent
+        } else {
+            0
+        };
         tasks_recent += recent;
         match stage_start.iter_mut().find(|(s, _)| *s == group.stage) {
             Some((_, at)) => *at = (*at).min(group.first_created_at),
@@ -221,7 +225,9 @@ pub fn compute(
         stage_start
             .iter()
             .find(|(s, _)| *s == stage)
-            .map_or(0.0, |(_, at)| seconds(end - *at).clamp(0.0, RATE_WINDOW_SECONDS as f64))
+            .map_or(0.0, |(_, at)| {
+                seconds(end - *at).clamp(0.0, RATE_WINDOW_SECONDS as f64)
+            })
     };
     for stage in &mut stages {
         stage.rate_window_seconds = end_of(stage.stage);
@@ -247,7 +253,12 @@ pub fn compute(
         .then(|| (all.finished() as f64 * 1000.0 / all.total as f64).round() / 10.0);
     let (eta_seconds, eta_confidence, eta_note, eta_reason) =
         match estimate(job, first_stage_done, &stages) {
-            Ok(eta) => (Some(eta.seconds), Some(eta.confidence.to_owned()), Some(eta.note), None),
+            Ok(eta) => (
+                Some(eta.seconds),
+                Some(eta.confidence.to_owned()),
+                Some(eta.note),
+                None,
+            ),
             Err(reason) => (None, None, None, Some(reason)),
         };
     Progress {
@@ -399,7 +410,11 @@ mod tests {
         assert_eq!(p.stages[1].rate_window_seconds, 60.0);
         assert_eq!(p.eta_seconds, Some(30.0));
         assert_eq!(p.eta_confidence.as_deref(), Some("high"));
-        assert!(p.eta_note.unwrap().contains("600 tasks finished in the last 60 s"));
+        assert!(
+            p.eta_note
+                .unwrap()
+                .contains("600 tasks finished in the last 60 s")
+        );
         // The first stage's slow minute does not drag the estimate.
         assert_eq!(p.stages[0].tasks_per_minute, 0.0);
     }
@@ -436,7 +451,11 @@ mod tests {
             &[],
             now,
         );
-        assert!(p.eta_reason.unwrap().contains("no task of stage 1 (`b`) finished"));
+        assert!(
+            p.eta_reason
+                .unwrap()
+                .contains("no task of stage 1 (`b`) finished")
+        );
         let p = compute(&job(JobStatus::Queued, None), &[], &[], now);
         assert_eq!(
             p.eta_reason.as_deref(),

@@ -423,3 +423,70 @@ async fn agents_and_stats_snapshots_arrive_and_follow_changes() {
         }
     }
 }
+
+/// `types` narrows an event subscription, in the replay and live; an
+/// unknown type is refused and the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_can_ask_for_some_event_types_only() {
+    let app = spawn_app_with(Backend::Sqlite, fast).await;
+    let mut client = StreamClient::connect(&app).await;
+    client
+        .send(json!({"type": "subscribe", "id": "bad", "topic": "*", "types": ["job.exploded"]}))
+        .await;
+    let refused = client.expect("error").await;
+    assert_eq!(refused["code"], "unknown_event_type", "{refused}");
+
+    let first = create_job(
+        &app,
+        json!({"prompt": "one", "pipeline": ["nobody.home"]}),
+        "t1",
+    )
+    .await;
+    client
+        .send(json!({"type": "subscribe", "id": "done", "topic": "*", "after": 0, "types": ["job.cancelled"]}))
+        .await;
+    client.expect("subscribed").await;
+    let second = create_job(
+        &app,
+        json!({"prompt": "two", "pipeline": ["nobody.home"]}),
+        "t2",
+    )
+    .await;
+    for job in [first, second] {
+        let res = app
+            .admin(Method::DELETE, &format!("/v1/jobs/{job}"))
+            .send()
+            .await
+            .expect("cancel");
+        assert_eq!(res.status().as_u16(), 200);
+    }
+    // Only the two cancellations arrive, not the creations or the task events.
+    for job in [first, second] {
+        match client.next().await {
+            Said::Json(v) => {
+                assert_eq!(v["type"], "event", "{v}");
+                assert_eq!(v["event"]["type"], "job.cancelled", "{v}");
+                assert_eq!(v["event"]["job_id"], json!(job), "{v}");
+            }
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+    let third = create_job(
+        &app,
+        json!({"prompt": "three", "pipeline": ["nobody.home"]}),
+        "t3",
+    )
+    .await;
+    app.admin(Method::DELETE, &format!("/v1/jobs/{third}"))
+        .send()
+        .await
+        .expect("cancel");
+    match client.next().await {
+        Said::Json(v) => assert_eq!(
+            (v["event"]["type"].clone(), v["event"]["job_id"].clone()),
+            (json!("job.cancelled"), json!(third)),
+            "{v}"
+        ),
+        other => panic!("expected an event, got {other:?}"),
+    }
+}

@@ -2,6 +2,7 @@
 //! daily statistics, agent health, re-runs and comparisons, on both
 //! backends, with exact numbers from real pipelines.
 
+mod browse;
 mod recovery;
 mod reports;
 mod rerun;

@@ -17,9 +17,13 @@ pub async fn counts_and_text_and_date_filters(t: TestDb) {
     assert!(empty.iter().all(|(_, n)| *n == 0));
 
     let mut prompts = Vec::new();
-    for (i, prompt) in ["Extract the GDPR duties", "Check the Invoice", "gdpr audit, part 2"]
-        .into_iter()
-        .enumerate()
+    for (i, prompt) in [
+        "Extract the GDPR duties",
+        "Check the Invoice",
+        "gdpr audit, part 2",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut new = new_job("alice");
         new.prompt = prompt.into();
@@ -36,13 +40,16 @@ pub async fn counts_and_text_and_date_filters(t: TestDb) {
     assert_eq!(count(JobStatus::Running), Some(0));
 
     let list = |filter: JobFilter| async move {
-        s.list_jobs(&JobFilter { limit: 50, ..filter })
-            .await
-            .expect("list")
-            .jobs
-            .into_iter()
-            .map(|j| j.prompt)
-            .collect::<Vec<_>>()
+        s.list_jobs(&JobFilter {
+            limit: 50,
+            ..filter
+        })
+        .await
+        .expect("list")
+        .jobs
+        .into_iter()
+        .map(|j| j.prompt)
+        .collect::<Vec<_>>()
     };
     // Ignoring ASCII case, newest first.
     assert_eq!(
@@ -117,6 +124,29 @@ pub async fn counts_and_text_and_date_filters(t: TestDb) {
         .await
         .expect("page");
     assert_eq!(page.iter().map(|i| i.id).collect::<Vec<_>>(), want[3..6]);
+    // Only ASCII letters fold, on every store.
+    s.insert_items(vec![NewItem {
+        id: Uuid::now_v7(),
+        job_id: job.id,
+        source_task_id: Some(task),
+        stage: 0,
+        data: json!({"text": "Buchungen dürfen nachträglich nicht geändert werden"}),
+    }])
+    .await
+    .expect("insert");
+    let hits = |q: &'static str| async move {
+        s.list_items(job.id, None, Some(q), None, 100)
+            .await
+            .expect("search")
+            .len()
+    };
+    assert_eq!(hits("BUCHUNGEN DüRFEN").await, 1);
+    assert_eq!(hits("nachträglich").await, 1);
+    assert_eq!(
+        hits("NACHTRÄGLICH").await,
+        0,
+        "non-ASCII letters match exactly"
+    );
     assert!(
         s.list_items(job.id, None, Some("100%_"), None, 100)
             .await
@@ -134,7 +164,9 @@ pub async fn history_pages_newest_first_and_tasks_show_attempts(t: TestDb) {
     let task = first_task(s, job.id).await;
     // Attempt 1 fails and will be retried; attempt 2 succeeds on another agent.
     let running = run(s, &task, a).await;
-    s.fail_task(failure(&running, Some(a), true)).await.expect("fail");
+    s.fail_task(failure(&running, Some(a), true))
+        .await
+        .expect("fail");
     let pending = first_task(s, job.id).await;
     let running = run(s, &pending, b).await;
     s.complete_task(completion(&running, b, &[]))
@@ -143,7 +175,12 @@ pub async fn history_pages_newest_first_and_tasks_show_attempts(t: TestDb) {
 
     let detail = s.task_detail(task.id).await.expect("read").expect("found");
     assert_eq!(detail.task.id, task.id);
-    assert!(detail.events.iter().all(|e| e.payload["task_id"] == json!(task.id)));
+    assert!(
+        detail
+            .events
+            .iter()
+            .all(|e| e.payload["task_id"] == json!(task.id))
+    );
     assert!(detail.events.windows(2).all(|w| w[0].seq < w[1].seq));
     let usage = detail.usage.clone().expect("usage stored with the result");
     assert_eq!(usage["tokens_in"], 10);
@@ -155,11 +192,20 @@ pub async fn history_pages_newest_first_and_tasks_show_attempts(t: TestDb) {
     assert_eq!(
         summary,
         [
-            (1, Some(a), AttemptOutcome::Retrying, Some("boom".to_owned())),
+            (
+                1,
+                Some(a),
+                AttemptOutcome::Retrying,
+                Some("boom".to_owned())
+            ),
             (2, Some(b), AttemptOutcome::Succeeded, None)
         ]
     );
-    assert!(attempts.iter().all(|x| x.assigned_at.is_some() && x.started_at.is_some() && x.finished_at.is_some()));
+    assert!(
+        attempts
+            .iter()
+            .all(|x| x.assigned_at.is_some() && x.started_at.is_some() && x.finished_at.is_some())
+    );
     assert!(s.task_detail(Uuid::now_v7()).await.expect("read").is_none());
 
     // The job's events newest first, in pages, none lost or repeated.
@@ -180,7 +226,9 @@ pub async fn history_pages_newest_first_and_tasks_show_attempts(t: TestDb) {
     want.reverse();
     assert_eq!(seen, want);
     assert_eq!(
-        s.job_events_before(other.id, Some(1), 10).await.expect("none"),
+        s.job_events_before(other.id, Some(1), 10)
+            .await
+            .expect("none"),
         vec![]
     );
 }

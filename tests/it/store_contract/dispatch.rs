@@ -149,7 +149,10 @@ pub async fn two_stage_job_runs_to_completion(t: TestDb) {
     }
     let tasks = s.list_tasks(job.id).await.expect("tasks");
     assert_eq!(tasks[1..], done.ready[..], "ready is what was stored");
-    let items = s.list_items(job.id, None, None, None, 100).await.expect("items");
+    let items = s
+        .list_items(job.id, None, None, None, 100)
+        .await
+        .expect("items");
     assert_eq!(items.iter().map(|i| i.id).collect::<Vec<_>>(), [i1, i2]);
     assert!(items.iter().all(|i| (i.stage, i.source_task_id, i.status)
         == (0, Some(t0.id), ItemStatus::Pending)));
@@ -188,7 +191,10 @@ pub async fn two_stage_job_runs_to_completion(t: TestDb) {
         finished
     );
 
-    let items = s.list_items(job.id, None, None, None, 100).await.expect("items");
+    let items = s
+        .list_items(job.id, None, None, None, 100)
+        .await
+        .expect("items");
     assert_eq!(
         items
             .iter()
@@ -276,7 +282,10 @@ pub async fn last_stage_items_are_integrated_at_once(t: TestDb) {
         .expect("complete");
     assert!(out.ready.is_empty());
     assert_eq!(out.jobs[0].status, JobStatus::Completed);
-    let items = s.list_items(job.id, None, None, None, 10).await.expect("items");
+    let items = s
+        .list_items(job.id, None, None, None, 10)
+        .await
+        .expect("items");
     assert_eq!(
         (items.len(), items[0].status, items[0].stage),
         (1, ItemStatus::Integrated, 0)
@@ -389,7 +398,9 @@ pub async fn stale_attempts_are_conflicts_and_change_nothing(t: TestDb) {
     );
     assert_eq!(s.get_job(job.id).await.expect("get"), job_before);
     assert_eq!(
-        s.list_items(job.id, None, None, None, 10).await.expect("items"),
+        s.list_items(job.id, None, None, None, 10)
+            .await
+            .expect("items"),
         vec![]
     );
 

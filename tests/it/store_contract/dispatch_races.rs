@@ -77,7 +77,9 @@ pub async fn completion_racing_a_hub_failure_has_one_winner(t: TestDb) {
                 );
                 assert_eq!((count("task.succeeded"), count("task.retrying")), (0, 1));
                 assert_eq!(
-                    s.list_items(job.id, None, None, None, 10).await.expect("items"),
+                    s.list_items(job.id, None, None, None, 10)
+                        .await
+                        .expect("items"),
                     vec![]
                 );
             }

@@ -193,7 +193,10 @@ pub async fn a_later_stage_failure_fails_the_item_and_the_job_completes(t: TestD
     assert_eq!(done.jobs.len(), 1);
     assert_eq!(done.jobs[0].status, JobStatus::Completed);
 
-    let items = s.list_items(job.id, None, None, None, 10).await.expect("items");
+    let items = s
+        .list_items(job.id, None, None, None, 10)
+        .await
+        .expect("items");
     assert_eq!(
         items
             .iter()

@@ -59,7 +59,10 @@ pub async fn items_count_filter_and_page(t: TestDb) {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = s.list_items(job.id, None, None, after, 7).await.expect("page");
+        let page = s
+            .list_items(job.id, None, None, after, 7)
+            .await
+            .expect("page");
         seen.extend(page.iter().cloned());
         match page.last() {
             Some(last) if page.len() == 7 => after = Some(last.id),

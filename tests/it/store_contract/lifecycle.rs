@@ -217,7 +217,9 @@ pub async fn everything_survives_close_and_reopen(mut t: TestDb) {
     }
     assert_eq!(s.get_document(a.id).await.expect("doc"), Some(document()));
     assert_eq!(
-        s.list_items(a.id, None, None, None, 10).await.expect("items"),
+        s.list_items(a.id, None, None, None, 10)
+            .await
+            .expect("items"),
         items
     );
     assert_eq!(s.list_tasks(a.id).await.expect("tasks"), tasks);

@@ -102,7 +102,10 @@ pub async fn duplicate_item_ids_are_stored_once(t: TestDb) {
         out.ready.iter().map(|t| t.item_id).collect::<Vec<_>>(),
         [Some(x), Some(y)]
     );
-    let items = s.list_items(job.id, None, None, None, 100).await.expect("items");
+    let items = s
+        .list_items(job.id, None, None, None, 100)
+        .await
+        .expect("items");
     assert_eq!(
         items.iter().map(|i| i.id).collect::<Vec<_>>(),
         [known, x, y]

@@ -203,7 +203,9 @@ fn parse_types(raw: &Value) -> Result<Vec<EventType>, Refusal> {
     let Some(names) = raw.as_array() else {
         return Err(Refusal::new(
             code::INVALID_MESSAGE,
-            format!("`types` must be an array of event type names such as [\"task.failed\"], not {raw}"),
+            format!(
+                "`types` must be an array of event type names such as [\"task.failed\"], not {raw}"
+            ),
         ));
     };
     let mut types = Vec::new();
@@ -211,7 +213,10 @@ fn parse_types(raw: &Value) -> Result<Vec<EventType>, Refusal> {
         let kind = name.as_str().and_then(EventType::parse).ok_or_else(|| {
             Refusal::new(
                 code::UNKNOWN_EVENT_TYPE,
-                format!("unknown event type {name} in `types`; known types: {}", known()),
+                format!(
+                    "unknown event type {name} in `types`; known types: {}",
+                    known()
+                ),
             )
         })?;
         if !types.contains(&kind) {
@@ -295,7 +300,9 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(r#"{"type":"subscribe","id":"a","topic":"*","types":["task.failed","job.failed","task.failed"]}"#),
+            parse(
+                r#"{"type":"subscribe","id":"a","topic":"*","types":["task.failed","job.failed","task.failed"]}"#
+            ),
             Ok(ClientMessage::Subscribe {
                 id: "a".into(),
                 topic: Topic::All,

@@ -97,14 +97,20 @@ fn parse_text(raw: Option<String>) -> Result<Option<String>, ApiError> {
         Some(q) if q.is_empty() => Ok(None),
         Some(q) if q.chars().count() > MAX_TEXT_LEN => Err(ApiError::bad_request(
             "invalid_query",
-            format!("`q` is {} characters long; search with at most {MAX_TEXT_LEN}", q.chars().count()),
+            format!(
+                "`q` is {} characters long; search with at most {MAX_TEXT_LEN}",
+                q.chars().count()
+            ),
         )),
         Some(q) => Ok(Some(q)),
     }
 }
 
 /// An RFC 3339 instant, e.g. `2026-12-05T09:30:00Z`.
-fn parse_instant(name: &str, raw: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+fn parse_instant(
+    name: &str,
+    raw: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
     raw.map(|s| {
         chrono::DateTime::parse_from_rfc3339(s.trim())
             .map(|t| t.with_timezone(&chrono::Utc))

@@ -228,8 +228,10 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// Appends ` AND <the context of job j matches filter>`; the rule of
     /// what matches is [`ContextFilter`]'s.
     fn push_context_filter(q: &mut Query<Self>, filter: &ContextFilter);
-    /// Appends ` AND <expr contains needle>`, ignoring ASCII case; with
-    /// `json`, `expr` is a JSON column searched as its text.
+    /// Appends ` AND <expr contains needle>`, ignoring the case of ASCII
+    /// letters only (what SQLite's `LOWER` folds; other letters must match
+    /// exactly on every store); with `json`, `expr` is a JSON column searched
+    /// as its text.
     fn push_contains(q: &mut Query<Self>, expr: &'static str, json: bool, needle: &str);
     /// The text of the top-level string field `key` of the JSON column `column`.
     fn json_text(column: &str, key: &str) -> String;

@@ -224,12 +224,13 @@ impl Driver for Pg {
     }
 
     fn push_contains(q: &mut Query<Self>, expr: &'static str, json: bool, needle: &str) {
-        q.push(" AND POSITION(LOWER(")
-            .push_bind(needle.to_owned())
-            .push(") IN LOWER(")
+        // ASCII letters only, as SQLite's LOWER: both stores find the same rows.
+        q.push(" AND POSITION(")
+            .push_bind(needle.to_ascii_lowercase())
+            .push(" IN TRANSLATE(")
             .push(expr)
-            .push(if json { "::text))" } else { "))" })
-            .push(" > 0");
+            .push(if json { "::text" } else { "" })
+            .push(", 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')) > 0");
     }
 
     fn json_text(column: &str, key: &str) -> String {

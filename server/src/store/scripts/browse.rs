@@ -19,9 +19,12 @@ impl<D: Driver> BrowseStore for SqlStore<D> {
                 .await?;
         let mut counts: Vec<(JobStatus, i64)> = JobStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for (status, n) in rows {
-            let status: JobStatus = status
-                .parse()
-                .map_err(|e: crate::domain::status::UnknownStatus| StoreError::Corrupt(e.to_string()))?;
+            let status: JobStatus =
+                status
+                    .parse()
+                    .map_err(|e: crate::domain::status::UnknownStatus| {
+                        StoreError::Corrupt(e.to_string())
+                    })?;
             if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
                 slot.1 = n;
             }

@@ -199,7 +199,15 @@ impl<D: Driver> Store for SqlStore<D> {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Item>, StoreError> {
-        items::list_items::<D>(&mut *self.reader().await?, job_id, status, text, after, limit).await
+        items::list_items::<D>(
+            &mut *self.reader().await?,
+            job_id,
+            status,
+            text,
+            after,
+            limit,
+        )
+        .await
     }
 
     async fn task_counts(&self) -> Result<HashMap<TaskStatus, i64>, StoreError> {

@@ -220,12 +220,12 @@ impl Driver for Lite {
     }
 
     fn push_contains(q: &mut Query<Self>, expr: &'static str, _json: bool, needle: &str) {
-        // JSON is stored as its text already.
+        // JSON is stored as its text already; LOWER folds ASCII letters only.
         q.push(" AND INSTR(LOWER(")
             .push(expr)
-            .push("), LOWER(")
-            .push_bind(needle.to_owned())
-            .push(")) > 0");
+            .push("), ")
+            .push_bind(needle.to_ascii_lowercase())
+            .push(") > 0");
     }
 
     fn json_text(column: &str, key: &str) -> String {
