@@ -102,6 +102,10 @@ fn parse_text(raw: Option<String>) -> Result<Option<String>, ApiError> {
                 q.chars().count()
             ),
         )),
+        Some(q) if q.contains('\0') => Err(ApiError::bad_request(
+            "invalid_query",
+            "`q` contains a NUL character; search for printable text",
+        )),
         Some(q) => Ok(Some(q)),
     }
 }
