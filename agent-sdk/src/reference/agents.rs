@@ -136,13 +136,19 @@ pub async fn extract(ctx: TaskContext, input: ExtractInput) -> Result<ExtractOut
         .map_err(|e| {
             TaskError::fatal(format!("document.content_base64 is not valid base64: {e}"))
         })?;
-    let text = String::from_utf8_lossy(&bytes);
     let source = if document.file_name.is_empty() {
-        "document"
+        "document".to_owned()
     } else {
-        &document.file_name
+        document.file_name
     };
-    let requirements = extract_requirements(&input.prompt, &text, source);
+    // A big document takes a while to read: off the runtime's threads, so
+    // heartbeats and other tasks keep going meanwhile.
+    let prompt = input.prompt;
+    let requirements = tokio::task::spawn_blocking(move || {
+        extract_requirements(&prompt, &String::from_utf8_lossy(&bytes), &source)
+    })
+    .await
+    .map_err(|e| TaskError::retryable(format!("the extraction stopped: {e}")))?;
     for req in &requirements {
         if ctx.is_cancelled() {
             return Err(TaskError::retryable("cancelled"));

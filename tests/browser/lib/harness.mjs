@@ -16,8 +16,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const BIN = join(ROOT, 'target/debug/switchyard');
-export const EXAMPLES = join(ROOT, 'target/debug/examples');
+// `SWITCHYARD_BROWSER_PROFILE=release` runs the release build (measurements).
+const PROFILE = process.env.SWITCHYARD_BROWSER_PROFILE || 'debug';
+export const BIN = join(ROOT, `target/${PROFILE}/switchyard`);
+export const EXAMPLES = join(ROOT, `target/${PROFILE}/examples`);
 export const SCREENSHOTS = join(ROOT, 'target/browser-screenshots');
 export const LOGS = join(ROOT, 'target/browser-logs');
 export const SAMPLE_SPEC = join(ROOT, 'agent-sdk/tests/fixtures/sample-spec.md');
@@ -56,12 +58,13 @@ export function token(role, sub, ttlSeconds = 3600) {
   return `${header}.${claims}.${sig}`;
 }
 
-/** The environment of a child: ours, minus database settings (tests use SQLite). */
+/** The environment of a child: ours minus database settings (tests use
+ * SQLite unless `extra` names a database), plus `extra`. */
 function childEnv(extra) {
-  const env = { ...process.env, ...extra };
+  const env = { ...process.env };
   delete env.DATABASE_URL;
   delete env.SWITCHYARD_DATABASE_URL;
-  return env;
+  return { ...env, ...extra };
 }
 
 function track(name, child) {

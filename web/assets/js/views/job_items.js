@@ -50,13 +50,14 @@ export function itemsSection(jobId) {
       h('th', { scope: 'col' }, 'Reason'))),
     tbody,
   );
+  const wrap = h('div', { class: 'table-wrap scroll-y', tabindex: '0', 'aria-label': 'Items table' }, table);
   const element = h(
     'section',
     { class: 'card', 'aria-labelledby': 'items-title' },
     h('h2', { id: 'items-title' }, 'Items'),
     filters,
     count,
-    h('div', { class: 'table-wrap' }, table),
+    wrap,
     pager,
   );
 
@@ -131,6 +132,7 @@ export function itemsSection(jobId) {
       return;
     }
     if (closed || loading !== mine) return;
+    if (cursor !== current) wrap.scrollTop = 0;
     current = cursor;
     shown = page.items;
     next = page.next_cursor;
