@@ -100,6 +100,28 @@ impl EventType {
         EventType::ALL.iter().copied().find(|t| t.as_str() == s)
     }
 
+    /// The distinct types named by `names`, in order, or the message that
+    /// names the first unknown one and lists the known types (one rule for
+    /// every filter: SSE's `type=`, the stream's `types`).
+    pub fn parse_all<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<EventType>, String> {
+        let mut types = Vec::new();
+        for name in names {
+            let kind = EventType::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                format!(
+                    "unknown event type `{name}`; known types: {}",
+                    known.join(", ")
+                )
+            })?;
+            if !types.contains(&kind) {
+                types.push(kind);
+            }
+        }
+        Ok(types)
+    }
+
     /// `job.completed`, `job.failed` and `job.cancelled`: nothing follows them for the job.
     pub const fn is_terminal_job_event(self) -> bool {
         matches!(

@@ -109,31 +109,16 @@ fn parse_types(raw: Option<&str>) -> Result<Vec<EventType>, ApiError> {
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
-    let known = || {
-        EventType::ALL
-            .iter()
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut types = Vec::new();
-    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let kind = EventType::parse(name).ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown_event_type",
-                format!("unknown event type `{name}`; known types: {}", known()),
-            )
-        })?;
-        if !types.contains(&kind) {
-            types.push(kind);
-        }
-    }
+    let names = raw.split(',').map(str::trim).filter(|n| !n.is_empty());
+    let types =
+        EventType::parse_all(names).map_err(|m| ApiError::bad_request("unknown_event_type", m))?;
     if types.is_empty() {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
         return Err(ApiError::bad_request(
             "unknown_event_type",
             format!(
                 "`type` names no event type; give one or more, comma-separated, of: {}",
-                known()
+                known.join(", ")
             ),
         ));
     }

@@ -193,14 +193,10 @@ fn subscription_id(id: String) -> Result<String, Refusal> {
 
 /// `types`: an array of event type names, e.g. `["task.failed", "job.failed"]`.
 fn parse_types(raw: &Value) -> Result<Vec<EventType>, Refusal> {
-    let known = || {
-        EventType::ALL
-            .iter()
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let Some(names) = raw.as_array() else {
+    let names: Option<Vec<&str>> = raw
+        .as_array()
+        .and_then(|names| names.iter().map(Value::as_str).collect());
+    let Some(names) = names else {
         return Err(Refusal::new(
             code::INVALID_MESSAGE,
             format!(
@@ -208,22 +204,7 @@ fn parse_types(raw: &Value) -> Result<Vec<EventType>, Refusal> {
             ),
         ));
     };
-    let mut types = Vec::new();
-    for name in names {
-        let kind = name.as_str().and_then(EventType::parse).ok_or_else(|| {
-            Refusal::new(
-                code::UNKNOWN_EVENT_TYPE,
-                format!(
-                    "unknown event type {name} in `types`; known types: {}",
-                    known()
-                ),
-            )
-        })?;
-        if !types.contains(&kind) {
-            types.push(kind);
-        }
-    }
-    Ok(types)
+    EventType::parse_all(names).map_err(|m| Refusal::new(code::UNKNOWN_EVENT_TYPE, m))
 }
 
 fn parse_after(raw: &Value) -> Result<i64, Refusal> {
