@@ -3,6 +3,7 @@
 //! backends, with exact numbers from real pipelines.
 
 mod browse;
+mod eta;
 mod recovery;
 mod reports;
 mod rerun;
