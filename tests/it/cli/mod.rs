@@ -146,7 +146,40 @@ async fn create_wait_status_list_and_report(app: TestApp) {
         created.len() == 10 && time.len() == 9 && time.ends_with('Z') && !row.contains('…'),
         "{row}"
     );
-    assert!(out.stdout.contains("listed: 1 completed"), "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "all jobs: 0 waiting, 0 queued, 0 running, 1 completed, 0 failed, 0 cancelled"
+        ),
+        "{out:?}"
+    );
+    // Prompt text and creation time, sent to the hub as q, created_after and created_before.
+    for (args, n) in [
+        (vec!["--search", "EXTRACT"], 1),
+        (vec!["--search", "no such prompt"], 0),
+        (
+            vec![
+                "--since",
+                "2000-01-01T00:00:00Z",
+                "--until",
+                "2100-01-01T00:00:00Z",
+            ],
+            1,
+        ),
+        (vec!["--since", "2100-01-01T00:00:00Z"], 0),
+    ] {
+        let mut argv = vec!["jobs", "list", "--json"];
+        argv.extend(args.iter().copied());
+        let listed = run(&app, &operator, &argv).await;
+        assert_eq!(listed.code, 0, "{args:?}: {listed:?}");
+        assert_eq!(
+            listed.json()["jobs"].as_array().map(Vec::len),
+            Some(n),
+            "{args:?}"
+        );
+    }
+    let refused = run(&app, &operator, &["jobs", "list", "--since", "yesterday"]).await;
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("RFC 3339"), "{refused:?}");
     let total = out.stdout.lines().find(|l| l.starts_with("total")).unwrap();
     let cells: Vec<&str> = total.split_whitespace().collect();
     assert_eq!(

@@ -14,13 +14,17 @@ use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
+mod list;
 mod status;
 mod watch;
 
+pub use list::ListArgs;
+use list::list;
+
 pub use watch::watch;
 
-use super::client::output::{print_table, short, text, when};
-use super::client::{CliError, Client, id_segment, query_value};
+use super::client::output::{short, text};
+use super::client::{CliError, Client, id_segment};
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
@@ -97,30 +101,6 @@ pub struct StatusArgs {
     /// How many items --rejected/--failed list (1 to 1000).
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Only jobs in this status (waiting, queued, running, completed, failed, cancelled).
-    #[arg(long)]
-    pub status: Option<String>,
-    /// Only jobs carrying this label.
-    #[arg(long)]
-    pub label: Option<String>,
-    /// Only jobs whose context has this value at this key, e.g.
-    /// `--context customer=acme` or `--context order.id=42` (nested keys
-    /// joined by dots; repeatable, all must match).
-    #[arg(long = "context", value_name = "KEY=VALUE", value_parser = parse_context)]
-    pub context: Vec<(String, String)>,
-    /// How many jobs (1 to 500).
-    #[arg(long, default_value_t = 20)]
-    pub limit: u32,
-    /// Also show counts by status and the daily statistics.
-    #[arg(long)]
-    pub stats: bool,
-    /// Days of statistics with --stats (1 to 365).
-    #[arg(long, default_value_t = 7, requires = "stats")]
-    pub days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -277,114 +257,6 @@ async fn create(client: &Client, args: CreateArgs) -> Result<(), CliError> {
         eprintln!("created job {id}");
     }
     watch(client, &id).await
-}
-
-/// `KEY=VALUE` of `--context`.
-fn parse_context(raw: &str) -> Result<(String, String), String> {
-    match raw.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-        _ => Err(format!(
-            "`{raw}` is not KEY=VALUE; write e.g. `--context customer=acme` or `--context order.id=42`"
-        )),
-    }
-}
-
-async fn list(client: &Client, args: ListArgs) -> Result<(), CliError> {
-    let mut path = format!("/v1/jobs?limit={}", args.limit.clamp(1, 500));
-    if let Some(s) = &args.status {
-        path.push_str(&format!("&status={}", query_value(s)));
-    }
-    if let Some(l) = &args.label {
-        path.push_str(&format!("&label={}", query_value(l)));
-    }
-    for (key, value) in &args.context {
-        path.push_str(&format!(
-            "&context.{}={}",
-            query_value(key),
-            query_value(value)
-        ));
-    }
-    let page = client.get(&path).await?;
-    let stats = if args.stats {
-        Some(
-            client
-                .get(&format!("/v1/stats/daily?days={}", args.days))
-                .await?,
-        )
-    } else {
-        None
-    };
-    if client.json {
-        match stats {
-            Some(stats) => Client::print_json(
-                &json!({"jobs": page["jobs"], "next_cursor": page["next_cursor"], "stats": stats}),
-            ),
-            None => Client::print_json(&page),
-        }
-        return Ok(());
-    }
-    let jobs = page["jobs"].as_array().cloned().unwrap_or_default();
-    let rows: Vec<Vec<String>> = jobs
-        .iter()
-        .map(|j| {
-            vec![
-                text(&j["id"]),
-                text(&j["status"]),
-                j["priority"].to_string(),
-                when(&j["created_at"]),
-                short(&text(&j["prompt"]), 40),
-            ]
-        })
-        .collect();
-    print_table(&["ID", "STATUS", "PRI", "CREATED", "PROMPT"], &rows);
-    if let Some(stats) = stats {
-        let mut by_status: std::collections::BTreeMap<String, usize> = Default::default();
-        for j in &jobs {
-            *by_status.entry(text(&j["status"])).or_default() += 1;
-        }
-        let listed: Vec<String> = by_status.iter().map(|(s, n)| format!("{n} {s}")).collect();
-        println!("\nlisted: {}", listed.join(", "));
-        println!("\nlast {} days (UTC):", args.days);
-        let rows: Vec<Vec<String>> = stats["daily"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .chain(std::iter::once(&stats["totals"]))
-            .map(|d| {
-                [
-                    "date",
-                    "jobs_created",
-                    "jobs_completed",
-                    "jobs_failed",
-                    "jobs_cancelled",
-                    "items_integrated",
-                    "items_rejected",
-                    "items_failed",
-                    "tokens_in",
-                    "tokens_out",
-                ]
-                .iter()
-                .map(|k| text(&d[*k]))
-                .collect()
-            })
-            .collect();
-        print_table(
-            &[
-                "DAY",
-                "CREATED",
-                "DONE",
-                "FAILED",
-                "CANCELLED",
-                "INTEGRATED",
-                "REJECTED",
-                "ITEMS FAILED",
-                "TOKENS IN",
-                "TOKENS OUT",
-            ],
-            &rows,
-        );
-    }
-    Ok(())
 }
 
 async fn cancel(client: &Client, args: CancelArgs) -> Result<(), CliError> {
