@@ -8,10 +8,12 @@ const W = 300;
 const H = 64;
 
 /**
- * `values`: numbers (null = no data) oldest first, one per second.
+ * `values`: numbers (null = no data) oldest first, one per second (or per
+ * `span`'s unit: `span` names the time they cover, default "N s").
  * Returns a <figure>.
  */
-export function sparkline({ title, values, format, unit }) {
+export function sparkline({ title, values, format, unit, span, id }) {
+  const covered = span || `${values.length} s`;
   const known = values.filter((v) => v !== null && Number.isFinite(v));
   const peak = known.length ? Math.max(...known) : 0;
   const current = [...values].reverse().find((v) => v !== null && Number.isFinite(v));
@@ -21,10 +23,10 @@ export function sparkline({ title, values, format, unit }) {
   const points = values.map((v, i) => `${(i * step).toFixed(1)},${y(v)}`);
   const line = points.join(' ');
   const area = `0,${H} ${line} ${W},${H}`;
-  const label = `${title}: now ${format(current ?? 0)}${unit ? ` ${unit}` : ''}, peak ${format(peak)} over the last ${values.length} s`;
+  const label = `${title}: now ${format(current ?? 0)}${unit ? ` ${unit}` : ''}, peak ${format(peak)} over the last ${covered}`;
   return h(
     'figure',
-    { class: 'chart' },
+    { class: 'chart', id },
     h(
       'figcaption',
       null,
@@ -38,6 +40,6 @@ export function sparkline({ title, values, format, unit }) {
       s('polygon', { points: area, class: 'chart-area' }),
       s('polyline', { points: line, class: 'chart-line' }),
     ),
-    h('p', { class: 'chart-foot muted' }, `peak ${format(peak)}${unit ? ` ${unit}` : ''} · last ${values.length} s`),
+    h('p', { class: 'chart-foot muted' }, `peak ${format(peak)}${unit ? ` ${unit}` : ''} · last ${covered}`),
   );
 }

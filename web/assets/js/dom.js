@@ -5,6 +5,8 @@
 // can never inject markup. Together with the hub's Content-Security-Policy
 // (no inline script or style) this is the dashboard's XSS defence.
 
+import { fmtTime } from './format.js';
+
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 function applyProps(el, props) {
@@ -91,7 +93,7 @@ export function relativeText(iso) {
 
 /** A `<time>` that keeps saying how long ago `iso` was. */
 export function since(iso) {
-  const el = h('time', { datetime: iso || '', title: iso ? new Date(iso).toLocaleString() : '' });
+  const el = h('time', { datetime: iso || '', title: iso ? fmtTime(iso) : '' });
   el.dataset.since = iso || '';
   el.textContent = relativeText(iso);
   return el;

@@ -33,16 +33,32 @@ export function shortId(id) {
   return typeof id === 'string' ? id.slice(-8) : '';
 }
 
+const pad = (n) => String(n).padStart(2, '0');
+
+/** The short name of the browser's time zone at `d` (`UTC`, `CET`, `GMT+1`). */
+export function zoneName(d) {
+  const part = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' })
+    .formatToParts(d)
+    .find((p) => p.type === 'timeZoneName');
+  return part ? part.value : 'UTC';
+}
+
+/**
+ * Every date on the dashboard has one form, in the browser's time zone with
+ * the zone written out: `2026-12-05 09:30:15 CET`.
+ */
 export function fmtTime(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+  if (Number.isNaN(d.getTime())) return iso;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtClock(d)} ${zoneName(d)}`;
 }
 
+/** The time of day, 24-hour: `09:30:15` (the zone is in the page's dates). */
 export function fmtClock(iso) {
   if (!iso) return '';
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleTimeString();
+  const d = iso instanceof Date ? iso : new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 /** 0.6 s, 42 s, 3 min 5 s, 2 h 10 min, 3 d 4 h. */

@@ -2,11 +2,12 @@
 //
 // Routes (the hash keeps the page a single document; the token is never in
 // it): #/ overview, #/agents, #/jobs[?status=S], #/jobs/<id>,
-// #/jobs/<id>/report, #/webhooks.
+// #/jobs/<id>/report, #/tasks/<id>, #/webhooks.
 
 import { UNAUTHORIZED } from './api.js';
 import { session, signOut } from './auth.js';
 import { h, replace, startRelativeTimes } from './dom.js';
+import { fmtClock } from './format.js';
 import * as live from './live.js';
 import { renderAgents } from './views/agents.js';
 import { renderJob } from './views/job.js';
@@ -14,6 +15,7 @@ import { renderJobs } from './views/jobs.js';
 import { renderOverview } from './views/overview.js';
 import { renderReport } from './views/report.js';
 import { renderSignIn } from './views/signin.js';
+import { renderTask } from './views/task.js';
 import { renderWebhooks } from './views/webhooks.js';
 
 const UUID = '([0-9a-fA-F-]{36})';
@@ -23,6 +25,7 @@ const ROUTES = [
   { re: /^\/jobs$/, nav: 'jobs', title: 'Jobs', view: renderJobs },
   { re: new RegExp(`^/jobs/${UUID}$`), nav: 'jobs', title: 'Job', view: renderJob },
   { re: new RegExp(`^/jobs/${UUID}/report$`), nav: 'jobs', title: 'Report', view: renderReport },
+  { re: new RegExp(`^/tasks/${UUID}$`), nav: 'jobs', title: 'Task', view: renderTask },
   { re: /^\/webhooks$/, nav: 'webhooks', title: 'Webhooks', view: renderWebhooks },
 ];
 
@@ -89,7 +92,7 @@ function showConnection(detail) {
   };
   el.dataset.state = detail.state;
   el.textContent = labels[detail.state] || detail.state;
-  el.title = detail.retryAt ? `next attempt at ${new Date(detail.retryAt).toLocaleTimeString()}` : '';
+  el.title = detail.retryAt ? `next attempt at ${fmtClock(new Date(detail.retryAt).toISOString())}` : '';
 }
 
 document.getElementById('sign-out').addEventListener('click', () => {

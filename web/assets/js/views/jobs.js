@@ -1,19 +1,80 @@
-// Jobs: the list (newest first) with a status filter and live status and
-// progress, and the "new job" form for operators.
+// Jobs: the list (newest first, 50 at a time with "Load older jobs"),
+// filtered on the server by status, label, prompt text and creation time
+// (kept in the address, e.g. `#/jobs?status=running&label=team-a&q=gdpr`,
+// so a reload keeps them), with live status and progress, and the "new job"
+// form for operators.
 //
-// Live: `job.*` events update a row's status (new jobs are fetched once and
-// added on top); `item.*` events move its progress bar. Progress is items
-// finished (integrated, rejected or failed) over items created, starting from
-// the counts of one `GET /v1/jobs/{id}` per row.
+// Live: `job.*` events update a row's status (new jobs that match the
+// filters are fetched once and added on top). Progress is items finished
+// (integrated, rejected or failed) over items created, as the store counts
+// them (`GET /v1/jobs/{id}`): read per row, again when a job ends, and for
+// running jobs at most every 2 s while the hub's `stats` push ticks. The
+// page never follows item events: a big job makes tens of thousands.
 
 import { api } from '../api.js';
 import { can } from '../auth.js';
-import { h, since } from '../dom.js';
-import { badge, JOB_STATUSES, shortId, TERMINAL_ITEM, TERMINAL_JOB } from '../format.js';
+import { debounce, h, since } from '../dom.js';
+import { badge, JOB_STATUSES, shortId, TERMINAL_JOB } from '../format.js';
 import * as live from '../live.js';
 import { newJobForm } from './job_form.js';
 
 const PAGE = 50;
+/** Filters kept in the address besides `status`. */
+const TEXT_FILTERS = ['label', 'q', 'after', 'before'];
+
+/** A `datetime-local` value (the browser's zone) as an RFC 3339 instant. */
+function instant(local) {
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+/** The filters form; submitting it moves to the filtered address. */
+function filtersForm(status, params) {
+  const select = h(
+    'select',
+    { id: 'status-filter', name: 'status' },
+    h('option', { value: '' }, 'all'),
+    JOB_STATUSES.map((s) => h('option', { value: s }, s)),
+  );
+  select.value = status;
+  const input = (name, props) => {
+    const el = h('input', { id: `jobs-${name}`, name, ...props });
+    el.value = params.get(name) || '';
+    return el;
+  };
+  const label = input('label', { type: 'text', class: 'short', placeholder: 'any' });
+  const q = input('q', { type: 'search', placeholder: 'Text in the prompt…', 'aria-label': 'Search job texts' });
+  const after = input('after', { type: 'datetime-local', step: 1 });
+  const before = input('before', { type: 'datetime-local', step: 1 });
+  const go = () => {
+    const next = new URLSearchParams();
+    if (select.value) next.set('status', select.value);
+    for (const el of [label, q, after, before]) if (el.value.trim()) next.set(el.name, el.value.trim());
+    const text = next.toString();
+    window.location.hash = text ? `#/jobs?${text}` : '#/jobs';
+  };
+  select.addEventListener('change', go);
+  const field = (text, el) => h('label', { class: 'inline' }, `${text} `, el);
+  return h(
+    'form',
+    {
+      class: 'filters', role: 'search', id: 'jobs-filters', novalidate: true,
+      onsubmit: (e) => {
+        e.preventDefault();
+        go();
+      },
+    },
+    field('Status', select),
+    field('Label', label),
+    q,
+    field('Created after', after),
+    field('before', before),
+    h('button', { type: 'submit', class: 'secondary small' }, 'Filter'),
+    [...params.keys()].some((k) => k === 'status' || TEXT_FILTERS.includes(k))
+      ? h('a', { href: '#/jobs', class: 'small', id: 'jobs-clear' }, 'Clear filters')
+      : null,
+  );
+}
 
 /** A progress cell: a <progress> and "done/total". */
 export function progressCell(job) {
@@ -34,22 +95,30 @@ export function progressCell(job) {
 
 export function renderJobs(main, { params }) {
   const status = JOB_STATUSES.includes(params.get('status')) ? params.get('status') : '';
+  const label = (params.get('label') || '').trim();
+  const text = (params.get('q') || '').trim();
+  const after = params.get('after') ? instant(params.get('after')) : null;
+  const before = params.get('before') ? instant(params.get('before')) : null;
+  const filtered = !!(status || label || text || after || before);
   const jobs = new Map();
   let nextCursor = null;
   let closed = false;
 
-  const filter = h(
-    'select',
-    { id: 'status-filter', name: 'status' },
-    h('option', { value: '' }, 'all'),
-    JOB_STATUSES.map((s) => h('option', { value: s }, s)),
-  );
-  filter.value = status;
-  filter.addEventListener('change', () => {
-    window.location.hash = filter.value ? `#/jobs?status=${filter.value}` : '#/jobs';
-  });
+  /** Whether a job read live passes the filters (the server applies them to lists). */
+  function matches(job) {
+    if (status && job.status !== status) return false;
+    if (label && !(job.labels || []).includes(label)) return false;
+    // ASCII letters in any case, as the hub compares.
+    const lower = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+    if (text && !lower(job.prompt).includes(lower(text))) return false;
+    const created = Date.parse(job.created_at);
+    if (after && created < Date.parse(after)) return false;
+    if (before && created >= Date.parse(before)) return false;
+    return true;
+  }
+
   const tbody = h('tbody');
-  const empty = h('p', { class: 'muted', hidden: true }, status ? `No ${status} jobs.` : 'No jobs yet.');
+  const empty = h('p', { class: 'muted', hidden: true }, filtered ? 'No job matches these filters.' : 'No jobs yet.');
   const more = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => load(nextCursor) }, 'Load older jobs');
   const error = h('p', { class: 'form-error', role: 'alert' });
 
@@ -59,7 +128,8 @@ export function renderJobs(main, { params }) {
     h(
       'section',
       { class: 'card', 'aria-labelledby': 'jobs-title' },
-      h('div', { class: 'section-head' }, h('h2', { id: 'jobs-title' }, 'All jobs'), h('label', { class: 'inline' }, 'Status ', filter)),
+      h('div', { class: 'section-head' }, h('h2', { id: 'jobs-title' }, filtered ? 'Jobs matching' : 'All jobs')),
+      filtersForm(status, params),
       error,
       h(
         'div',
@@ -129,6 +199,10 @@ export function renderJobs(main, { params }) {
     error.textContent = '';
     const q = new URLSearchParams({ limit: String(PAGE) });
     if (status) q.set('status', status);
+    if (label) q.set('label', label);
+    if (text) q.set('q', text);
+    if (after) q.set('created_after', after);
+    if (before) q.set('created_before', before);
     if (cursor) q.set('cursor', cursor);
     try {
       const page = await api(`/v1/jobs?${q}`);
@@ -155,7 +229,7 @@ export function renderJobs(main, { params }) {
   async function added(jobId) {
     try {
       const job = await api(`/v1/jobs/${jobId}`);
-      if (closed || jobs.has(job.id) || (status && job.status !== status)) return;
+      if (closed || jobs.has(job.id) || !matches(job)) return;
       jobs.set(job.id, job);
       tbody.prepend(rowOf(job));
       empty.hidden = true;
@@ -180,23 +254,19 @@ export function renderJobs(main, { params }) {
         fillCounts(job);
       }
       redraw(job.id);
-      return;
-    }
-    if (!job.items) return;
-    if (ev.type === 'item.created') {
-      job.items = { ...job.items, total: job.items.total + 1, pending: job.items.pending + 1 };
-      redraw(job.id);
-    } else if (ev.type.startsWith('item.') && TERMINAL_ITEM.has(ev.type.slice(5))) {
-      const to = ev.type.slice(5);
-      job.items = { ...job.items, [to]: (job.items[to] || 0) + 1 };
-      redraw(job.id);
     }
   }
 
+  // Running jobs' progress, re-read while the hub ticks.
+  const refreshRunning = debounce(() => {
+    for (const job of jobs.values()) if (job.status === 'running') fillCounts(job);
+  }, 2000);
+
   load(null);
-  const off = live.on('event', onEvent);
+  const offs = [live.on('event', onEvent), live.on('stats', refreshRunning)];
   return () => {
     closed = true;
-    off();
+    refreshRunning.cancel();
+    offs.forEach((off) => off());
   };
 }

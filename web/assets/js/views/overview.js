@@ -1,13 +1,23 @@
-// Overview: the fleet at a glance (agents by state), the ready queues, tasks
-// per second and dispatch latency as live charts, and recent failures.
-// Everything re-renders on the `stats` push (every second) and on events.
+// Overview: the fleet at a glance (agents by state; jobs running, queued
+// and failed, counted in the store by `GET /v1/jobs/counts`), capabilities
+// with work waiting and no agent to do it (a warning), the ready queues,
+// tasks per second and dispatch latency as live charts, the last 24 hours
+// per minute (`GET /v1/throughput`, kept in the hub's memory), and recent
+// failures. Everything re-renders on the `stats` push (every second) and on
+// events; the job counts are re-read when a job event says they changed (at
+// most every 2 s); the 24-hour history is read once and each `stats` push
+// adds its second to the current minute.
 
+import { api } from '../api.js';
 import { sparkline } from '../chart.js';
 import { debounce, h, hubNow, replace, since } from '../dom.js';
-import { badge, fmtDuration, fmtMs, fmtNumber, shortId } from '../format.js';
+import { badge, capabilityNames, fmtDuration, fmtMs, fmtNumber, shortId } from '../format.js';
 import * as live from '../live.js';
 
 const CHART_SECONDS = 60;
+const HISTORY_MINUTES = 24 * 60;
+/** Job counts from the store; null until read. */
+let jobCounts = null;
 
 /** Agent counts from the latest stats push, else from the agent snapshots. */
 function agentCounts() {
@@ -37,7 +47,47 @@ function cards() {
     card('degraded', c.degraded, c.degraded ? 'warn' : 'idle', 'stat-degraded'),
     card('offline', c.offline, c.offline ? 'bad' : 'idle', 'stat-offline'),
     card('tasks waiting', waiting, waiting ? 'busy' : 'idle', 'stat-waiting'),
+    jobCounts ? card('jobs running', jobCounts.running, jobCounts.running ? 'busy' : 'idle', 'stat-jobs-running') : null,
+    jobCounts ? card('jobs queued', jobCounts.queued + jobCounts.waiting, jobCounts.queued ? 'busy' : 'idle', 'stat-jobs-queued') : null,
+    jobCounts ? card('jobs failed', jobCounts.failed, jobCounts.failed ? 'bad' : 'idle', 'stat-jobs-failed') : null,
   );
+}
+
+/** Capabilities with tasks waiting and no connected agent offering them. */
+export function orphanedCapabilities() {
+  const served = new Set();
+  for (const a of live.agents.values()) {
+    if (a.session_state === 'connected' || a.session_state === 'draining') {
+      for (const c of capabilityNames(a.capabilities)) served.add(c);
+    }
+  }
+  return Object.entries((live.stats && live.stats.queues) || {})
+    .filter(([cap, q]) => q.depth > 0 && !served.has(cap))
+    .sort(([a], [b]) => a.localeCompare(b));
+}
+
+function warnings() {
+  const orphaned = orphanedCapabilities();
+  if (!orphaned.length) return null;
+  return h(
+    'div',
+    { class: 'warning-box', role: 'alert' },
+    h('strong', null, 'Work is waiting that no connected agent can do:'),
+    h('ul', { id: 'capability-warnings' }, orphaned.map(([cap, q]) => h(
+      'li',
+      { dataset: { capability: cap } },
+      h('code', null, cap), ` — ${fmtNumber(q.depth)} task${q.depth === 1 ? '' : 's'} waiting for ${fmtDuration(q.oldest_seconds)}; start an agent with this capability.`,
+    ))),
+  );
+}
+
+/** The last 24 hours at one value per minute (gaps are zero). */
+function historyChart(byMinute) {
+  if (!byMinute) return h('p', { class: 'muted' }, 'Reading the throughput history…');
+  const now = Math.floor(hubNow() / 60000);
+  const values = [];
+  for (let m = now - HISTORY_MINUTES + 1; m <= now; m += 1) values.push(byMinute.get(m) || 0);
+  return sparkline({ id: 'throughput-history', title: 'Tasks finished per minute', values, format: (v) => fmtNumber(v), unit: '/min', span: '24 h (this hub node, since it started)' });
 }
 
 function queuesTable() {
@@ -107,6 +157,12 @@ function failuresList() {
 }
 
 export function renderOverview(main) {
+  let closed = false;
+  /** Tasks finished per minute (epoch minute → n), and the seconds already added. */
+  let byMinute = null;
+  let lastSecond = 0;
+  const warningsBox = h('div');
+  const historyBox = h('div');
   const cardsBox = h('div');
   const queuesBox = h('div');
   const chartsBox = h('div');
@@ -114,30 +170,76 @@ export function renderOverview(main) {
   main.append(
     h('h1', null, 'Overview'),
     cardsBox,
+    warningsBox,
     h('div', { class: 'columns' },
       h('section', { class: 'card', 'aria-labelledby': 'q-title' }, h('h2', { id: 'q-title' }, 'Queues'), queuesBox),
       h('section', { class: 'card', 'aria-labelledby': 'c-title' }, h('h2', { id: 'c-title' }, 'Throughput'), chartsBox)),
+    h('section', { class: 'card', 'aria-labelledby': 'h-title' }, h('h2', { id: 'h-title' }, 'Last 24 hours'), historyBox),
     h('section', { class: 'card', 'aria-labelledby': 'f-title' }, h('h2', { id: 'f-title' }, 'Recent failures'), failuresBox),
   );
   const draw = () => {
     replace(cardsBox, cards());
+    replace(warningsBox, warnings());
     replace(queuesBox, queuesTable());
     replace(chartsBox, charts());
   };
   const drawFailures = debounce(() => replace(failuresBox, failuresList()), 250);
   const drawSoon = debounce(draw, 250);
+  const readCounts = debounce(async () => {
+    try {
+      const counts = await api('/v1/jobs/counts');
+      jobCounts = counts.by_status;
+      if (!closed) drawSoon();
+    } catch (e) {
+      console.warn('could not count the jobs', e);
+    }
+  }, 2000);
+  const readHistory = async () => {
+    let history;
+    try {
+      history = await api('/v1/throughput?resolution=minute');
+    } catch (e) {
+      console.warn('could not read the throughput history', e);
+      return;
+    }
+    if (closed) return;
+    byMinute = new Map(history.buckets.map((b) => [Math.floor(Date.parse(b.at) / 60000), b.tasks_succeeded + b.tasks_failed]));
+    // The minute still filling is counted from the next second on.
+    lastSecond = Math.floor(hubNow() / 1000);
+    replace(historyBox, historyChart(byMinute));
+  };
+  /** A `stats` push's last second goes into its minute, once. */
+  const addSecond = (msg) => {
+    const b = msg && msg.throughput;
+    if (!byMinute || !b) return;
+    const sec = Math.floor(Date.parse(b.at) / 1000);
+    if (!(sec > lastSecond)) return;
+    lastSecond = sec;
+    const minute = Math.floor(sec / 60);
+    byMinute.set(minute, (byMinute.get(minute) || 0) + b.tasks_succeeded + b.tasks_failed);
+    replace(historyBox, historyChart(byMinute));
+  };
+  readHistory();
+  replace(historyBox, historyChart(null));
+  readCounts();
   draw();
   replace(failuresBox, failuresList());
   const offs = [
-    live.on('stats', draw),
+    live.on('stats', (msg) => {
+      draw();
+      addSecond(msg);
+    }),
     live.on('agents', drawSoon),
     live.on('event', (ev) => {
       // Replayed history reaches the charts without waiting for the next stats push.
       drawSoon();
+      if (ev.type.startsWith('job.')) readCounts();
       if (ev.type.endsWith('.failed') || ev.type === 'task.retrying') drawFailures();
     }),
   ];
   return () => {
+    closed = true;
+    readCounts.cancel();
     offs.forEach((off) => off());
     drawFailures.cancel();
     drawSoon.cancel();

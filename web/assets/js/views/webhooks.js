@@ -1,6 +1,6 @@
-// Webhooks (admins): the subscriptions, the recent deliveries of the
-// selected one with every attempt's status code, latency and error, and
-// replay. Deliveries are read again when events arrive (debounced), never on
+// Webhooks (admins): the subscriptions, created, paused, resumed and
+// deleted here (webhook_form.js), the recent deliveries of the selected one
+// with every attempt's status code, latency and error, and replay. Deliveries are read again when events arrive (debounced), never on
 // a timer. A hub without webhook endpoints, or a non-admin, gets a notice.
 
 import { api, isMissing } from '../api.js';
@@ -8,6 +8,7 @@ import { can } from '../auth.js';
 import { debounce, h, replace, since, stackable, toast } from '../dom.js';
 import { badge, fmtMs, fmtTime, shortId } from '../format.js';
 import * as live from '../live.js';
+import { createForm, rowActions } from './webhook_form.js';
 
 const DELIVERIES = 50;
 
@@ -69,7 +70,7 @@ export function renderWebhooks(main) {
   const detailBox = h('div');
   main.append(
     h('h1', null, 'Webhooks'),
-    h('section', { class: 'card', 'aria-labelledby': 'wh-title' }, h('h2', { id: 'wh-title' }, 'Subscriptions'), listBox),
+    h('section', { class: 'card', 'aria-labelledby': 'wh-title' }, h('h2', { id: 'wh-title' }, 'Subscriptions'), can('admin') ? createForm(() => load()) : null, listBox),
     detailBox,
   );
 
@@ -158,7 +159,7 @@ export function renderWebhooks(main) {
     }
     if (closed) return;
     if (!hooks.length) {
-      replace(listBox, h('p', { class: 'muted' }, 'No webhook subscriptions. Create one with POST /v1/webhooks or `switchyard webhooks create`.'));
+      replace(listBox, h('p', { class: 'muted' }, 'No webhook subscriptions yet. Create one above, with POST /v1/webhooks or with `switchyard webhooks create`.'));
       return;
     }
     replace(
@@ -175,18 +176,24 @@ export function renderWebhooks(main) {
             null,
             hooks.map((w) => h(
               'tr',
-              { dataset: { webhookId: w.id } },
+              { dataset: { webhookId: w.id, enabled: String(w.enabled) } },
               h('td', { class: 'mono small target' }, w.url, w.label ? [h('br'), h('span', { class: 'tag' }, `label ${w.label}`)] : null),
               h('td', null, (w.event_types.length ? w.event_types : ['*']).map((t) => h('code', { class: 'cap' }, t === '*' ? 'all events' : t))),
               h('td', null, stateBadge(w), w.disabled_reason ? [h('br'), h('small', { class: 'muted' }, w.disabled_reason)] : null),
               h('td', null, w.description || ''),
-              h('td', null, h('button', {
+              h('td', { class: 'row-actions' }, h('button', {
                 type: 'button', class: 'secondary small', 'aria-label': `Deliveries to ${w.url}`,
                 onclick: () => {
                   selected = w;
                   loadDeliveries();
                 },
-              }, 'Deliveries')),
+              }, 'Deliveries'), can('admin') ? [' ', rowActions(w, () => {
+                if (selected && selected.id === w.id) {
+                  selected = null;
+                  replace(detailBox);
+                }
+                load();
+              })] : null),
             )),
           ),
         ),
