@@ -8,7 +8,7 @@
 // filters are fetched once and added on top). Progress is items finished
 // (integrated, rejected or failed) over items created, as the store counts
 // them (`GET /v1/jobs/{id}`): read per row, again when a job ends, and for
-// running jobs at most every 2 s while the hub's `stats` push ticks. The
+// running jobs at most once a second while the hub's `stats` push ticks. The
 // page never follows item events: a big job makes tens of thousands.
 
 import { api } from '../api.js';
@@ -260,7 +260,7 @@ export function renderJobs(main, { params }) {
   // Running jobs' progress, re-read while the hub ticks.
   const refreshRunning = debounce(() => {
     for (const job of jobs.values()) if (job.status === 'running') fillCounts(job);
-  }, 2000);
+  }, 1000);
 
   load(null);
   const offs = [live.on('event', onEvent), live.on('stats', refreshRunning)];

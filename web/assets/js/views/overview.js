@@ -5,7 +5,7 @@
 // per minute (`GET /v1/throughput`, kept in the hub's memory), and recent
 // failures. Everything re-renders on the `stats` push (every second) and on
 // events; the job counts are re-read when a job event says they changed (at
-// most every 2 s); the 24-hour history is read once and each `stats` push
+// most twice a second); the 24-hour history is read once and each `stats` push
 // adds its second to the current minute.
 
 import { api } from '../api.js';
@@ -193,7 +193,7 @@ export function renderOverview(main) {
     } catch (e) {
       console.warn('could not count the jobs', e);
     }
-  }, 2000);
+  }, 500);
   const readHistory = async () => {
     let history;
     try {
