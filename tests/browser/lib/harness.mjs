@@ -242,6 +242,14 @@ export async function signIn(page, tokenText) {
   await page.locator('#main-nav').waitFor({ state: 'visible' });
 }
 
+/** A new page at the hub, signed in with `tokenText`, its live stream open. */
+export async function signedInPage(browser, hub, tokenText) {
+  const page = await openPage(browser, hub);
+  await signIn(page, tokenText);
+  await page.locator('#conn[data-state="open"]').waitFor({ timeout: 15000 });
+  return page;
+}
+
 /** Saves a full-page screenshot as target/browser-screenshots/<name>.png. */
 export async function screenshot(page, name) {
   const path = join(SCREENSHOTS, `${name}.png`);

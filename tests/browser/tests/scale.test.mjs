@@ -20,7 +20,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import {
-  createJob, launchBrowser, LOGS, openPage, screenshot, signIn, startAgent, startHub, stopAll, token, waitForJob,
+  createJob, launchBrowser, LOGS, screenshot, signedInPage, startAgent, startHub, stopAll, token, waitForJob,
 } from '../lib/harness.mjs';
 
 const REQUIREMENTS = 20500;
@@ -89,9 +89,7 @@ describe('a 20,000-item job', () => {
     startAgent(hub, 'validator', 'validator-1');
     startAgent(hub, 'validator', 'validator-2');
     browser = await launchBrowser();
-    page = await openPage(browser, hub);
-    await signIn(page, token('admin', 'alice'));
-    await page.locator('#conn[data-state="open"]').waitFor({ timeout: 15000 });
+    page = await signedInPage(browser, hub, token('admin', 'alice'));
   });
 
   after(async () => {

@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  createJob, launchBrowser, nav, openPage, SAMPLE_SPEC, screenshot, signIn, startAgent, startHub, stopAll, token, waitForJob,
+  createJob, launchBrowser, nav, SAMPLE_SPEC, screenshot, signedInPage, signIn, startAgent, startHub, stopAll, token, waitForJob,
 } from '../lib/harness.mjs';
 
 const real = (problems) => problems.filter((p) => !p.includes('Failed to load resource'));
@@ -33,9 +33,7 @@ describe('views operators look for', () => {
     doneJob = await createJob(hub, { prompt: 'Extract the GDPR requirements', document: SAMPLE_SPEC });
     await waitForJob(hub, doneJob.id, 'completed');
     browser = await launchBrowser();
-    page = await openPage(browser, hub);
-    await signIn(page, token('admin', 'alice'));
-    await page.locator('#conn[data-state="open"]').waitFor({ timeout: 15000 });
+    page = await signedInPage(browser, hub, token('admin', 'alice'));
   });
 
   after(async () => {

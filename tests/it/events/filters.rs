@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard::auth::Role;
 use switchyard_tests::app::json as body;
@@ -11,18 +10,9 @@ use switchyard_tests::sse::{SseStream, request};
 use switchyard_tests::{Backend, TestApp, spawn_app, spawn_app_with};
 use uuid::Uuid;
 
-use super::{create_job, fast, stored_events, types};
+use super::{cancel, create_job, fast, stored_events, types};
 
 fast_backend_tests!(type_and_label_filters_replay_and_follow);
-
-async fn cancel(app: &TestApp, job: Uuid) {
-    let res = app
-        .admin(Method::DELETE, &format!("/v1/jobs/{job}"))
-        .send()
-        .await
-        .expect("cancel");
-    assert_eq!(res.status().as_u16(), 200);
-}
 
 async fn type_and_label_filters_replay_and_follow(app: TestApp) {
     // No agent: jobs stay queued until cancelled.

@@ -155,6 +155,16 @@ pub async fn create_job(app: &TestApp, body: Value, request_id: &str) -> Uuid {
         .expect("job id")
 }
 
+/// Cancels a job as an admin (it must not have finished).
+pub async fn cancel(app: &TestApp, job: Uuid) {
+    let res = app
+        .admin(reqwest::Method::DELETE, &format!("/v1/jobs/{job}"))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(res.status().as_u16(), 200);
+}
+
 /// A test client of `GET /v1/stream`.
 pub struct StreamClient {
     pub ws: tokio_tungstenite::WebSocketStream<

@@ -10,7 +10,7 @@ use switchyard::auth::Role;
 use switchyard_tests::{Backend, TestApp, spawn_app_with};
 use uuid::Uuid;
 
-use super::{Said, StreamClient, Worker, create_job, fast, seqs, stored_events};
+use super::{Said, StreamClient, Worker, cancel, create_job, fast, seqs, stored_events};
 
 fast_backend_tests!(subscriptions_replay_then_follow_in_seq_order);
 
@@ -453,12 +453,7 @@ async fn a_subscription_can_ask_for_some_event_types_only() {
     )
     .await;
     for job in [first, second] {
-        let res = app
-            .admin(Method::DELETE, &format!("/v1/jobs/{job}"))
-            .send()
-            .await
-            .expect("cancel");
-        assert_eq!(res.status().as_u16(), 200);
+        cancel(&app, job).await;
     }
     // Only the two cancellations arrive, not the creations or the task events.
     for job in [first, second] {
@@ -477,10 +472,7 @@ async fn a_subscription_can_ask_for_some_event_types_only() {
         "t3",
     )
     .await;
-    app.admin(Method::DELETE, &format!("/v1/jobs/{third}"))
-        .send()
-        .await
-        .expect("cancel");
+    cancel(&app, third).await;
     match client.next().await {
         Said::Json(v) => assert_eq!(
             (v["event"]["type"].clone(), v["event"]["job_id"].clone()),
