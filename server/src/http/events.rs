@@ -215,6 +215,7 @@ pub async fn events(
         job_id: None,
         types: parse_types(q.types.as_deref())?,
         label: parse_label(q.label)?,
+        task_id: None,
     };
     let after = resume_point(&headers, q.after.as_deref())?;
     let feed = Feed::new(

@@ -36,6 +36,9 @@ pub trait BrowseStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
 
+    /// One task, or `None`.
+    async fn get_task(&self, task_id: Uuid) -> Result<Option<Task>, StoreError>;
+
     /// One task with its events and usage, or `None`.
     async fn task_detail(&self, task_id: Uuid) -> Result<Option<TaskDetail>, StoreError>;
 }

@@ -22,6 +22,8 @@ pub struct EventFilter {
     pub types: Vec<EventType>,
     /// Only events of jobs carrying this label (events without a job never match).
     pub label: Option<String>,
+    /// Only events about this task (their `payload.task_id`).
+    pub task_id: Option<Uuid>,
 }
 
 impl EventFilter {
@@ -33,6 +35,12 @@ impl EventFilter {
         }
         if !self.types.is_empty() && !self.types.iter().any(|t| t.as_str() == event.kind) {
             return false;
+        }
+        if let Some(task_id) = self.task_id {
+            let about = event.payload.get("task_id").and_then(|v| v.as_str());
+            if about.and_then(|s| Uuid::parse_str(s).ok()) != Some(task_id) {
+                return false;
+            }
         }
         match &self.label {
             Some(label) => event.job_id.is_some() && labels.iter().any(|l| l == label),
@@ -117,5 +125,17 @@ mod tests {
             ..Default::default()
         };
         assert!(!by_job.matches(&created, &labels));
+
+        let task = Uuid::now_v7();
+        let by_task = EventFilter {
+            task_id: Some(task),
+            ..Default::default()
+        };
+        let mut about_task = event(Some(job), EventType::TaskCreated);
+        about_task.payload = serde_json::json!({"task_id": task});
+        assert!(by_task.matches(&about_task, &[]));
+        about_task.payload = serde_json::json!({"task_id": Uuid::now_v7()});
+        assert!(!by_task.matches(&about_task, &[]));
+        assert!(!by_task.matches(&created, &labels), "no task, no match");
     }
 }

@@ -88,6 +88,17 @@ describe('views operators look for', () => {
     assert.equal(await page.locator('#attempts tbody tr').count(), 1);
     await page.locator('.summary a[href^="#/jobs/"]').waitFor();
     await screenshot(page, 'task-attempts');
+    // A task that is waiting follows its own events: cancelled live.
+    const waiting = await hub.api('/v1/jobs', { method: 'POST', json: { prompt: 'Nobody', pipeline: ['nobody.home'] } });
+    const { events } = await hub.api(`/v1/jobs/${waiting.id}/history`);
+    const taskId = events.find((e) => e.type === 'task.created').payload.task_id;
+    await page.evaluate((id) => {
+      window.location.hash = `#/tasks/${id}`;
+    }, taskId);
+    await page.locator('#task-status-head [data-status="pending"]').waitFor();
+    await page.getByText('Not handed to an agent yet.').waitFor();
+    await hub.api(`/v1/jobs/${waiting.id}`, { method: 'DELETE' });
+    await page.locator('#task-status-head [data-status="cancelled"]').waitFor({ timeout: 5000 });
     // An unknown task says so.
     await page.evaluate(() => {
       window.location.hash = '#/tasks/0190b8e2-7c4d-7a3e-9f00-1234567890ab';
@@ -168,7 +179,8 @@ describe('views operators look for', () => {
     await page.evaluate((v) => {
       window.location.hash = `#/jobs?after=${v}`;
     }, local(new Date(Date.now() - 86400000)));
-    await page.waitForFunction((n) => document.querySelectorAll('#jobs tbody tr').length === n, 5);
+    const all = (await hub.api('/v1/jobs?limit=500')).jobs.length;
+    await page.waitForFunction((n) => document.querySelectorAll('#jobs tbody tr').length === n, all);
     await page.locator('#jobs-clear').click();
     await page.waitForURL(/#\/jobs$/);
     assert.deepEqual(real(page.problems), []);

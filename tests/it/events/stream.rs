@@ -482,3 +482,60 @@ async fn a_subscription_can_ask_for_some_event_types_only() {
         other => panic!("expected an event, got {other:?}"),
     }
 }
+
+/// `task:<uuid>` follows one task: its events only, replayed then live; an
+/// unknown task is refused and the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_can_follow_one_task() {
+    let app = spawn_app_with(Backend::Sqlite, fast).await;
+    let mut client = StreamClient::connect(&app).await;
+    let nobody = Uuid::now_v7();
+    client
+        .send(json!({"type": "subscribe", "id": "x", "topic": format!("task:{nobody}")}))
+        .await;
+    let refused = client.expect("error").await;
+    assert_eq!(refused["code"], "unknown_task", "{refused}");
+
+    let job = create_job(
+        &app,
+        json!({"prompt": "one", "pipeline": ["nobody.home"]}),
+        "t1",
+    )
+    .await;
+    let _other = create_job(
+        &app,
+        json!({"prompt": "two", "pipeline": ["nobody.home"]}),
+        "t2",
+    )
+    .await;
+    let tasks = app.store().list_tasks(job).await.expect("tasks");
+    let task = tasks[0].id;
+    client
+        .subscribe("t", &format!("task:{task}"), Some(0))
+        .await;
+    match client.next().await {
+        Said::Json(v) => {
+            assert_eq!(v["event"]["type"], "task.created", "{v}");
+            assert_eq!(v["event"]["payload"]["task_id"], json!(task), "{v}");
+        }
+        other => panic!("expected the replayed task.created, got {other:?}"),
+    }
+    // Cancelling the job cancels the task: job.cancelled is not about the task.
+    cancel(&app, job).await;
+    match client.next().await {
+        Said::Json(v) => assert_eq!(
+            (
+                v["event"]["type"].clone(),
+                v["event"]["payload"]["task_id"].clone()
+            ),
+            (json!("task.cancelled"), json!(task)),
+            "{v}"
+        ),
+        other => panic!("expected task.cancelled, got {other:?}"),
+    }
+    let stored = stored_events(&app, None).await;
+    assert!(
+        stored.iter().any(|e| e["type"] == "job.cancelled"),
+        "the job's own event exists but was not sent"
+    );
+}

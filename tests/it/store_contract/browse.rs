@@ -4,6 +4,7 @@
 use chrono::{Duration, Utc};
 use serde_json::json;
 use switchyard::domain::{AttemptOutcome, JobFilter, JobStatus, NewItem, attempts_of};
+use switchyard::store::events::EventFilter;
 use uuid::Uuid;
 
 use super::dispatch::{agent, completion, first_task, run};
@@ -207,6 +208,27 @@ pub async fn history_pages_newest_first_and_tasks_show_attempts(t: TestDb) {
             .all(|x| x.assigned_at.is_some() && x.started_at.is_some() && x.finished_at.is_some())
     );
     assert!(s.task_detail(Uuid::now_v7()).await.expect("read").is_none());
+    assert_eq!(
+        s.get_task(task.id).await.expect("read").map(|t| t.id),
+        Some(task.id)
+    );
+    // A stream's replay of one task finds the same events.
+    let replay = s
+        .list_events_matching(
+            &EventFilter {
+                job_id: Some(job.id),
+                task_id: Some(task.id),
+                ..Default::default()
+            },
+            0,
+            100,
+        )
+        .await
+        .expect("replay");
+    assert_eq!(
+        replay.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        detail.events.iter().map(|e| e.seq).collect::<Vec<_>>()
+    );
 
     // The job's events newest first, in pages, none lost or repeated.
     let all = s.list_events(Some(job.id), 0, 1000).await.expect("events");

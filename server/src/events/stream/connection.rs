@@ -135,6 +135,34 @@ impl Connection {
         self.send(refusal.frame()).await
     }
 
+    /// The job a `job:`/`task:` topic's `id` belongs to, or `None` once the
+    /// subscription was refused (unknown, or the store could not say).
+    async fn known(
+        &self,
+        what: &str,
+        id: uuid::Uuid,
+        unknown: &'static str,
+        found: Result<Option<uuid::Uuid>, crate::store::StoreError>,
+    ) -> Result<Option<uuid::Uuid>, End> {
+        match found {
+            Ok(Some(job_id)) => Ok(Some(job_id)),
+            Ok(None) => {
+                self.refuse(Refusal::new(unknown, format!("{what} {id} does not exist")))
+                    .await?;
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "stream could not look a {what} up");
+                self.refuse(Refusal::new(
+                    code::REPLAY_FAILED,
+                    format!("the hub could not read the {what}; subscribe again shortly"),
+                ))
+                .await?;
+                Ok(None)
+            }
+        }
+    }
+
     async fn on_client(&mut self, message: Message) -> Result<(), End> {
         let text = match message {
             Message::Text(text) => text,
@@ -199,28 +227,30 @@ impl Connection {
                 ..EventFilter::default()
             },
             Topic::Job(job_id) => {
-                match self.state.store.get_job(job_id).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        return self
-                            .refuse(Refusal::new(
-                                code::UNKNOWN_JOB,
-                                format!("job {job_id} does not exist"),
-                            ))
-                            .await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(%job_id, error = %e, "stream could not look a job up");
-                        return self
-                            .refuse(Refusal::new(
-                                code::REPLAY_FAILED,
-                                "the hub could not read the job; subscribe again shortly",
-                            ))
-                            .await;
-                    }
-                }
+                let found = self.state.store.get_job(job_id).await;
+                let found = found.map(|job| job.map(|j| j.id));
+                let Some(job_id) = self.known("job", job_id, code::UNKNOWN_JOB, found).await?
+                else {
+                    return Ok(());
+                };
                 EventFilter {
                     job_id: Some(job_id),
+                    types,
+                    ..EventFilter::default()
+                }
+            }
+            Topic::Task(task_id) => {
+                let found = self.state.store.get_task(task_id).await;
+                let found = found.map(|task| task.map(|t| t.job_id));
+                let Some(job_id) = self
+                    .known("task", task_id, code::UNKNOWN_TASK, found)
+                    .await?
+                else {
+                    return Ok(());
+                };
+                EventFilter {
+                    job_id: Some(job_id),
+                    task_id: Some(task_id),
                     types,
                     ..EventFilter::default()
                 }

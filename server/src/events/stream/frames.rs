@@ -28,9 +28,9 @@ pub enum ClientFrame {
         /// Names the subscription on this connection: 1 to 128 characters.
         #[schemars(length(min = 1, max = 128))]
         id: String,
-        /// `*`, `job:<uuid>`, `agents` or `stats`.
+        /// `*`, `job:<uuid>`, `task:<uuid>`, `agents` or `stats`.
         #[schemars(regex(
-            pattern = r"^(\*|agents|stats|job:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+            pattern = r"^(\*|agents|stats|(job|task):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
         ))]
         topic: String,
         /// Replay the stored events after this `seq` first.

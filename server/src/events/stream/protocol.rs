@@ -22,6 +22,8 @@ pub mod code {
     pub const INVALID_AFTER: &str = "invalid_after";
     /// `job:<uuid>` names a job that does not exist.
     pub const UNKNOWN_JOB: &str = "unknown_job";
+    /// `task:<uuid>` names a task that does not exist.
+    pub const UNKNOWN_TASK: &str = "unknown_task";
     pub const DUPLICATE_SUBSCRIPTION: &str = "duplicate_subscription";
     pub const UNKNOWN_SUBSCRIPTION: &str = "unknown_subscription";
     pub const TOO_MANY_SUBSCRIPTIONS: &str = "too_many_subscriptions";
@@ -41,6 +43,8 @@ pub enum Topic {
     All,
     /// One job's events.
     Job(Uuid),
+    /// One task's events (those whose payload names it).
+    Task(Uuid),
     /// Snapshots of the live agents.
     Agents,
     /// Queue and agent statistics, every second.
@@ -53,14 +57,23 @@ impl Topic {
             "*" => Ok(Topic::All),
             "agents" => Ok(Topic::Agents),
             "stats" => Ok(Topic::Stats),
-            other => match other.strip_prefix("job:") {
-                Some(id) => Uuid::parse_str(id).map(Topic::Job).map_err(|_| {
-                    format!("`{other}` names no job: expected `job:<uuid>`, e.g. job:0190b8e2-7c4d-7a3e-9f00-1234567890ab")
-                }),
-                None => Err(format!(
-                    "unknown topic `{other}`; topics are `*`, `job:<uuid>`, `agents` and `stats`"
-                )),
-            },
+            other => {
+                let (kind, id, topic): (&str, &str, fn(Uuid) -> Topic) = match (
+                    other.strip_prefix("job:"),
+                    other.strip_prefix("task:"),
+                ) {
+                    (Some(id), _) => ("job", id, Topic::Job),
+                    (_, Some(id)) => ("task", id, Topic::Task),
+                    _ => {
+                        return Err(format!(
+                            "unknown topic `{other}`; topics are `*`, `job:<uuid>`, `task:<uuid>`, `agents` and `stats`"
+                        ));
+                    }
+                };
+                Uuid::parse_str(id).map(topic).map_err(|_| {
+                    format!("`{other}` names no {kind}: expected `{kind}:<uuid>`, e.g. {kind}:0190b8e2-7c4d-7a3e-9f00-1234567890ab")
+                })
+            }
         }
     }
 
@@ -68,6 +81,7 @@ impl Topic {
         match self {
             Topic::All => "*".into(),
             Topic::Job(id) => format!("job:{id}"),
+            Topic::Task(id) => format!("task:{id}"),
             Topic::Agents => "agents".into(),
             Topic::Stats => "stats".into(),
         }
@@ -311,6 +325,13 @@ mod tests {
             refused(r#"{"type":"subscribe","id":"a","topic":"job:42"}"#),
             Some(code::INVALID_TOPIC)
         );
+        assert_eq!(
+            refused(r#"{"type":"subscribe","id":"a","topic":"task:42"}"#),
+            Some(code::INVALID_TOPIC)
+        );
+        let task = Uuid::now_v7();
+        assert_eq!(Topic::parse(&format!("task:{task}")), Ok(Topic::Task(task)));
+        assert_eq!(Topic::Task(task).name(), format!("task:{task}"));
         for after in ["-1", "1.5", "\"3\"", "true"] {
             assert_eq!(
                 refused(&format!(

@@ -51,20 +51,15 @@ impl<D: Driver> BrowseStore for SqlStore<D> {
         Ok(rows.into_iter().map(Event::from).collect())
     }
 
+    async fn get_task(&self, task_id: Uuid) -> Result<Option<Task>, StoreError> {
+        fetch_task::<D>(&mut *self.reader().await?, task_id).await
+    }
+
     async fn task_detail(&self, task_id: Uuid) -> Result<Option<TaskDetail>, StoreError> {
         let mut conn = self.reader().await?;
-        let row: Option<TaskRow> = query::<D>(concat!(
-            "SELECT ",
-            task_columns!(),
-            " FROM tasks WHERE id = $1"
-        ))
-        .bind(task_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else {
+        let Some(task) = fetch_task::<D>(&mut conn, task_id).await? else {
             return Ok(None);
         };
-        let task = Task::try_from(row)?;
         let (usage,): (Option<sqlx::types::Json<serde_json::Value>>,) =
             query::<D>("SELECT usage FROM tasks WHERE id = $1")
                 .bind(task_id)
@@ -88,4 +83,19 @@ impl<D: Driver> BrowseStore for SqlStore<D> {
             usage: usage.map(|u| u.0),
         }))
     }
+}
+
+async fn fetch_task<D: Driver>(
+    conn: &mut D::Conn,
+    task_id: Uuid,
+) -> Result<Option<Task>, StoreError> {
+    let row: Option<TaskRow> = query::<D>(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE id = $1"
+    ))
+    .bind(task_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(Task::try_from).transpose()
 }

@@ -59,6 +59,12 @@ impl<D: Driver> EventStore for SqlStore<D> {
             q.push(" AND e.type")
                 .push_in_texts(Texts::of(filter.type_strs()));
         }
+        if let Some(task_id) = filter.task_id {
+            q.push(" AND ")
+                .push(&D::json_text("e.payload", "task_id"))
+                .push(" = ")
+                .push_bind(task_id.to_string());
+        }
         if let Some(label) = &filter.label {
             q.push(
                 " AND EXISTS (SELECT 1 FROM job_labels l WHERE l.job_id = e.job_id AND l.label = ",

@@ -4,8 +4,9 @@
 // (`GET /v1/tasks/{id}`; the hub reads the attempts back from the task's
 // events). Task ids in a job's events link here.
 //
-// The task is re-read when the stream says something happened to its job,
-// at most once a second, so a running attempt's end shows by itself.
+// The page follows the task's own events (`task:<id>` on the stream) and
+// re-reads the task at most once a second when one arrives, so a running
+// attempt's end shows by itself.
 
 import { api } from '../api.js';
 import { debounce, h, replace } from '../dom.js';
@@ -113,12 +114,9 @@ export function renderTask(main, { id }) {
     replace(summaryBox, summary(task));
     replace(attemptsBox, attemptsTable(attempts));
     if (!sub) {
-      sub = live.stream.subscribe(`job:${task.job_id}`, {
+      sub = live.stream.subscribe(`task:${id}`, {
         resume: 'live',
-        types: ['task.assigned', 'task.started', 'task.succeeded', 'task.failed', 'task.retrying', 'task.requeued', 'task.cancelled'],
-        onEvent: (ev) => {
-          if (ev.payload && ev.payload.task_id === id) reload();
-        },
+        onEvent: () => reload(),
         onResync: () => reload(),
       });
     }
